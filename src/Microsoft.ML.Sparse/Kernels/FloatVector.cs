@@ -1,0 +1,108 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace Microsoft.ML.Sparse.Kernels;
+
+/// <summary>
+/// One SIMD width as a type, so each kernel is written once as a generic method and the JIT specialises it per width
+/// (the runtime's own ISimdVector is not public in .NET 10).
+/// </summary>
+internal unsafe interface IFloatVector<TSelf> where TSelf : struct, IFloatVector<TSelf>
+{
+    /// <summary>Lanes per vector.</summary>
+    static abstract int Count { get; }
+    static abstract TSelf Load(float* source);
+    static abstract TSelf Broadcast(float value);
+    static abstract TSelf Zero { get; }
+    void Store(float* destination);
+    static abstract TSelf MultiplyAdd(TSelf a, TSelf b, TSelf addend);
+    static abstract TSelf operator +(TSelf a, TSelf b);
+    static abstract TSelf operator -(TSelf a, TSelf b);
+    static abstract TSelf operator *(TSelf a, TSelf b);
+    static abstract TSelf operator /(TSelf a, TSelf b);
+    static abstract TSelf Max(TSelf a, TSelf b);
+    static abstract TSelf Min(TSelf a, TSelf b);
+    static abstract TSelf Exp(TSelf x);
+    /// <summary>Sum of the lanes.</summary>
+    float Sum();
+}
+
+internal readonly unsafe struct Scalar : IFloatVector<Scalar>
+{
+    private readonly float _v;
+    private Scalar(float v) => _v = v;
+    public static int Count => 1;
+    public static Scalar Zero => default;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Scalar Load(float* source) => new(*source);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Scalar Broadcast(float value) => new(value);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public void Store(float* destination) => *destination = _v;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Scalar MultiplyAdd(Scalar a, Scalar b, Scalar addend) => new(MathF.FusedMultiplyAdd(a._v, b._v, addend._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Scalar operator +(Scalar a, Scalar b) => new(a._v + b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Scalar operator -(Scalar a, Scalar b) => new(a._v - b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Scalar operator *(Scalar a, Scalar b) => new(a._v * b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Scalar operator /(Scalar a, Scalar b) => new(a._v / b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Scalar Max(Scalar a, Scalar b) => new(MathF.Max(a._v, b._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Scalar Min(Scalar a, Scalar b) => new(MathF.Min(a._v, b._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Scalar Exp(Scalar x) => new(MathF.Exp(x._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public float Sum() => _v;
+}
+
+internal readonly unsafe struct Float128 : IFloatVector<Float128>
+{
+    private readonly Vector128<float> _v;
+    private Float128(Vector128<float> v) => _v = v;
+    public static int Count => Vector128<float>.Count;
+    public static Float128 Zero => default;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float128 Load(float* source) => new(Vector128.Load(source));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float128 Broadcast(float value) => new(Vector128.Create(value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public void Store(float* destination) => _v.Store(destination);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float128 MultiplyAdd(Float128 a, Float128 b, Float128 addend) => new(Vector128.FusedMultiplyAdd(a._v, b._v, addend._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float128 operator +(Float128 a, Float128 b) => new(a._v + b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float128 operator -(Float128 a, Float128 b) => new(a._v - b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float128 operator *(Float128 a, Float128 b) => new(a._v * b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float128 operator /(Float128 a, Float128 b) => new(a._v / b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float128 Max(Float128 a, Float128 b) => new(Vector128.Max(a._v, b._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float128 Min(Float128 a, Float128 b) => new(Vector128.Min(a._v, b._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float128 Exp(Float128 x) => new(Vector128.Exp(x._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public float Sum() => Vector128.Sum(_v);
+}
+
+internal readonly unsafe struct Float256 : IFloatVector<Float256>
+{
+    private readonly Vector256<float> _v;
+    private Float256(Vector256<float> v) => _v = v;
+    public static int Count => Vector256<float>.Count;
+    public static Float256 Zero => default;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float256 Load(float* source) => new(Vector256.Load(source));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float256 Broadcast(float value) => new(Vector256.Create(value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public void Store(float* destination) => _v.Store(destination);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float256 MultiplyAdd(Float256 a, Float256 b, Float256 addend) => new(Vector256.FusedMultiplyAdd(a._v, b._v, addend._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float256 operator +(Float256 a, Float256 b) => new(a._v + b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float256 operator -(Float256 a, Float256 b) => new(a._v - b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float256 operator *(Float256 a, Float256 b) => new(a._v * b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float256 operator /(Float256 a, Float256 b) => new(a._v / b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float256 Max(Float256 a, Float256 b) => new(Vector256.Max(a._v, b._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float256 Min(Float256 a, Float256 b) => new(Vector256.Min(a._v, b._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float256 Exp(Float256 x) => new(Vector256.Exp(x._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public float Sum() => Vector256.Sum(_v);
+}
+
+internal readonly unsafe struct Float512 : IFloatVector<Float512>
+{
+    private readonly Vector512<float> _v;
+    private Float512(Vector512<float> v) => _v = v;
+    public static int Count => Vector512<float>.Count;
+    public static Float512 Zero => default;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float512 Load(float* source) => new(Vector512.Load(source));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float512 Broadcast(float value) => new(Vector512.Create(value));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public void Store(float* destination) => _v.Store(destination);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float512 MultiplyAdd(Float512 a, Float512 b, Float512 addend) => new(Vector512.FusedMultiplyAdd(a._v, b._v, addend._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float512 operator +(Float512 a, Float512 b) => new(a._v + b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float512 operator -(Float512 a, Float512 b) => new(a._v - b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float512 operator *(Float512 a, Float512 b) => new(a._v * b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float512 operator /(Float512 a, Float512 b) => new(a._v / b._v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float512 Max(Float512 a, Float512 b) => new(Vector512.Max(a._v, b._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float512 Min(Float512 a, Float512 b) => new(Vector512.Min(a._v, b._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float512 Exp(Float512 x) => new(Vector512.Exp(x._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public float Sum() => Vector512.Sum(_v);
+}

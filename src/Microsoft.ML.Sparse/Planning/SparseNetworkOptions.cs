@@ -1,0 +1,20 @@
+namespace Microsoft.ML.Sparse;
+
+/// <summary>How a <see cref="SparseNetwork"/> is planned and run.</summary>
+public sealed class SparseNetworkOptions
+{
+    /// <summary>Threads one inference uses (pixel tiles, then channels, are split across them). Default: all cores. 1 runs on the caller's thread only.</summary>
+    public int Threads { get; set; } = Environment.ProcessorCount;
+
+    /// <summary>
+    /// Minimum fraction of zero weights at which a 1x1 convolution or fully connected layer takes the sparse (SpMM) path;
+    /// below it the dense path runs. The default was measured with the kernel benchmarks (see docs/design.md).
+    /// </summary>
+    public float SparseThreshold { get; set; } = DefaultSparseThreshold;
+
+    /// <summary>The widest SIMD width the kernels may use; narrower widths are for tests and comparisons.</summary>
+    public SimdWidth MaxSimdWidth { get; set; } = SimdWidth.Auto;
+
+    /// <summary>The measured sparsity above which SpMM beats the dense 1x1 path on this engine.</summary>
+    public const float DefaultSparseThreshold = 0.3f;
+}
