@@ -9,10 +9,11 @@ namespace Microsoft.ML.Sparse.Kernels;
 /// <remarks>
 /// Loop order as in the paper: pixel tiles outside (so the input slab Cin x tile stays in L1/L2), output channel blocks
 /// inside, and per block only its stored input rows. A micro-tile keeps block width x tile vectors accumulators in
-/// registers (up to 4 x 4), starts them at the bias and finishes with residual and activation. The dense path is the
-/// same micro-kernel over blocks that store every input row, i.e. a register-blocked GEMM with packed weights.
-/// Pixels left over after the widest vectors go to the next narrower width, down to scalar, so nothing is read or
-/// written outside the requested range.
+/// registers (up to 4 x 4), starts them at the bias and finishes with residual, store and activation. The dense path is
+/// the same micro-kernel over blocks that store every input row, i.e. a register-blocked GEMM with packed weights.
+/// A range that is not a whole number of vectors ends with a tile whose last vector overlaps the previous one; only a
+/// range narrower than one vector goes to the next narrower width, down to scalar. Nothing outside the range is read
+/// or written, and the residual may alias the output.
 /// </remarks>
 internal static unsafe class PointwiseKernel
 {
@@ -80,26 +81,41 @@ internal static unsafe class PointwiseKernel
         public readonly int ChannelEnd = channelEnd;
     }
 
-    /// <summary>Runs every whole tile of <typeparamref name="TVec"/> vectors from <paramref name="pixel"/>; returns where they stopped.</summary>
+    /// <summary>
+    /// Covers [<paramref name="pixel"/>, <paramref name="end"/>) with tiles of <typeparamref name="TVec"/> vectors; returns
+    /// <paramref name="pixel"/> unchanged when fewer than one vector of pixels is left (a narrower width takes them).
+    /// The last tile may shift its last vector back so it overlaps the one before instead of reading past the range.
+    /// </summary>
     private static int RunTiles<TVec>(in Work work, int pixel, int end, in Activation activation) where TVec : struct, IFloatVector<TVec>
     {
         int lanes = TVec.Count;
-        if (WideRegisterFile)
-            for (; pixel + 4 * lanes <= end; pixel += 4 * lanes) RunTile<TVec, Four>(work, pixel, activation);
-        else
-            for (; pixel + 2 * lanes <= end; pixel += 2 * lanes) RunTile<TVec, Two>(work, pixel, activation);
-
-        switch ((end - pixel) / lanes)
+        if (end - pixel < lanes) return pixel;
+        int maxVectors = WideRegisterFile ? 4 : 2;
+        for (; end - pixel >= (maxVectors + 1) * lanes; pixel += maxVectors * lanes)
+            RunTile<TVec>(work, pixel, maxVectors, maxVectors * lanes, activation);
+        if (end - pixel > maxVectors * lanes)
         {
-            case 3: RunTile<TVec, Three>(work, pixel, activation); return pixel + 3 * lanes;
-            case 2: RunTile<TVec, Two>(work, pixel, activation); return pixel + 2 * lanes;
-            case 1: RunTile<TVec, One>(work, pixel, activation); return pixel + lanes;
-            default: return pixel;
+            // Between maxVectors and maxVectors + 1 vectors left: half a tile now, the rest in one overlapping tile.
+            RunTile<TVec>(work, pixel, maxVectors / 2, maxVectors / 2 * lanes, activation);
+            pixel += maxVectors / 2 * lanes;
+        }
+        RunTile<TVec>(work, pixel, (end - pixel + lanes - 1) / lanes, end - pixel, activation);
+        return end;
+    }
+
+    private static void RunTile<TVec>(in Work work, int pixel, int vectors, int pixels, in Activation activation) where TVec : struct, IFloatVector<TVec>
+    {
+        switch (vectors)
+        {
+            case 4: RunTile<TVec, Four>(work, pixel, pixels, activation); break;
+            case 3: RunTile<TVec, Three>(work, pixel, pixels, activation); break;
+            case 2: RunTile<TVec, Two>(work, pixel, pixels, activation); break;
+            default: RunTile<TVec, One>(work, pixel, pixels, activation); break;
         }
     }
 
-    /// <summary>All channel blocks of the range over one tile of <typeparamref name="TVectors"/> vectors at <paramref name="pixel"/>.</summary>
-    private static void RunTile<TVec, TVectors>(in Work work, int pixel, in Activation activation)
+    /// <summary>All channel blocks of the range over the <paramref name="pixels"/> at <paramref name="pixel"/>, held in <typeparamref name="TVectors"/> vectors.</summary>
+    private static void RunTile<TVec, TVectors>(in Work work, int pixel, int pixels, in Activation activation)
         where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
     {
         for (var block = work.FirstBlock; block < work.BlocksEnd && block->FirstChannel < work.ChannelEnd; block++)
@@ -109,23 +125,25 @@ internal static unsafe class PointwiseKernel
             float* bias = work.Bias + block->FirstChannel;
             switch (block->Width)
             {
-                case 4: MicroTile<TVec, TVectors, Four>(block, work.Input + pixel, work.Output + offset, residual, bias, work.Stride, activation); break;
-                case 2: MicroTile<TVec, TVectors, Two>(block, work.Input + pixel, work.Output + offset, residual, bias, work.Stride, activation); break;
-                case 1: MicroTile<TVec, TVectors, One>(block, work.Input + pixel, work.Output + offset, residual, bias, work.Stride, activation); break;
+                case 4: MicroTile<TVec, TVectors, Four>(block, work.Input + pixel, work.Output + offset, residual, bias, work.Stride, pixels, activation); break;
+                case 2: MicroTile<TVec, TVectors, Two>(block, work.Input + pixel, work.Output + offset, residual, bias, work.Stride, pixels, activation); break;
+                case 1: MicroTile<TVec, TVectors, One>(block, work.Input + pixel, work.Output + offset, residual, bias, work.Stride, pixels, activation); break;
                 default: throw new InvalidOperationException($"Block width {block->Width} is not one of 4, 2, 1.");
             }
         }
     }
 
     /// <summary>
-    /// One block of <typeparamref name="TWidth"/> channels over <typeparamref name="TVectors"/> vectors of pixels.
+    /// One block of <typeparamref name="TWidth"/> channels over <paramref name="pixels"/> pixels held in <typeparamref name="TVectors"/>
+    /// vectors (the last one shifted back to end at <paramref name="pixels"/> when they are not a whole number of vectors).
     /// Accumulator aXY is channel X, vector Y; the constant type arguments let the JIT drop the unused ones.
     /// </summary>
     private static void MicroTile<TVec, TVectors, TWidth>(PointwiseBlock* block, float* input, float* output, float* residual, float* bias,
-        nint stride, in Activation activation)
+        nint stride, int pixels, in Activation activation)
         where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant where TWidth : struct, IConstant
     {
-        int lanes = TVec.Count;
+        int last = pixels - TVec.Count;
+        nint o1 = Math.Min(TVec.Count, last), o2 = Math.Min(2 * TVec.Count, last), o3 = Math.Min(3 * TVec.Count, last);
         bool v1 = TVectors.Value > 1, v2 = TVectors.Value > 2, v3 = TVectors.Value > 3;
         bool c1 = TWidth.Value > 1, c2 = TWidth.Value > 2, c3 = TWidth.Value > 3;
 
@@ -142,9 +160,9 @@ internal static unsafe class PointwiseKernel
         {
             row += deltas[j] * stride;
             TVec x0 = TVec.Load(row);
-            TVec x1 = v1 ? TVec.Load(row + lanes) : default;
-            TVec x2 = v2 ? TVec.Load(row + 2 * lanes) : default;
-            TVec x3 = v3 ? TVec.Load(row + 3 * lanes) : default;
+            TVec x1 = v1 ? TVec.Load(row + o1) : default;
+            TVec x2 = v2 ? TVec.Load(row + o2) : default;
+            TVec x3 = v3 ? TVec.Load(row + o3) : default;
 
             TVec w0 = TVec.Broadcast(w[0]);
             a00 = TVec.MultiplyAdd(w0, x0, a00);
@@ -177,29 +195,44 @@ internal static unsafe class PointwiseKernel
             }
         }
 
-        FinishRow<TVec, TVectors>(a00, a01, a02, a03, output, residual, activation);
-        if (c1) FinishRow<TVec, TVectors>(a10, a11, a12, a13, output + stride, residual == null ? null : residual + stride, activation);
-        if (c2) FinishRow<TVec, TVectors>(a20, a21, a22, a23, output + 2 * stride, residual == null ? null : residual + 2 * stride, activation);
-        if (c3) FinishRow<TVec, TVectors>(a30, a31, a32, a33, output + 3 * stride, residual == null ? null : residual + 3 * stride, activation);
+        // Every residual load comes before any store, so the residual may be the output buffer itself.
+        if (residual != null)
+        {
+            AddRow<TVec, TVectors>(ref a00, ref a01, ref a02, ref a03, residual, o1, o2, o3);
+            if (c1) AddRow<TVec, TVectors>(ref a10, ref a11, ref a12, ref a13, residual + stride, o1, o2, o3);
+            if (c2) AddRow<TVec, TVectors>(ref a20, ref a21, ref a22, ref a23, residual + 2 * stride, o1, o2, o3);
+            if (c3) AddRow<TVec, TVectors>(ref a30, ref a31, ref a32, ref a33, residual + 3 * stride, o1, o2, o3);
+        }
+        StoreRow<TVec, TVectors>(a00, a01, a02, a03, output, o1, o2, o3);
+        if (c1) StoreRow<TVec, TVectors>(a10, a11, a12, a13, output + stride, o1, o2, o3);
+        if (c2) StoreRow<TVec, TVectors>(a20, a21, a22, a23, output + 2 * stride, o1, o2, o3);
+        if (c3) StoreRow<TVec, TVectors>(a30, a31, a32, a33, output + 3 * stride, o1, o2, o3);
+
+        // The activation runs over the stored pixels once each (overlapping vectors stored equal values), and outside
+        // the accumulation so its calls do not push the accumulators out of registers.
+        if (activation.Kind != ActivationKind.None)
+            for (int c = 0; c < TWidth.Value; c++)
+                VectorActivation.ApplyInPlace<TVec>(output + c * stride, pixels, activation);
     }
 
-    /// <summary>Epilogue of one channel's accumulators: + residual, activation, store.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void FinishRow<TVec, TVectors>(TVec a0, TVec a1, TVec a2, TVec a3, float* output, float* residual, in Activation activation)
+    private static void AddRow<TVec, TVectors>(ref TVec a0, ref TVec a1, ref TVec a2, ref TVec a3, float* residual, nint o1, nint o2, nint o3)
         where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
     {
-        int lanes = TVec.Count;
-        Finish(a0, output, residual, activation);
-        if (TVectors.Value > 1) Finish(a1, output + lanes, residual == null ? null : residual + lanes, activation);
-        if (TVectors.Value > 2) Finish(a2, output + 2 * lanes, residual == null ? null : residual + 2 * lanes, activation);
-        if (TVectors.Value > 3) Finish(a3, output + 3 * lanes, residual == null ? null : residual + 3 * lanes, activation);
+        a0 += TVec.Load(residual);
+        if (TVectors.Value > 1) a1 += TVec.Load(residual + o1);
+        if (TVectors.Value > 2) a2 += TVec.Load(residual + o2);
+        if (TVectors.Value > 3) a3 += TVec.Load(residual + o3);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Finish<TVec>(TVec sum, float* output, float* residual, in Activation activation) where TVec : struct, IFloatVector<TVec>
+    private static void StoreRow<TVec, TVectors>(TVec a0, TVec a1, TVec a2, TVec a3, float* output, nint o1, nint o2, nint o3)
+        where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
     {
-        if (residual != null) sum += TVec.Load(residual);
-        VectorActivation.Apply(sum, activation).Store(output);
+        a0.Store(output);
+        if (TVectors.Value > 1) a1.Store(output + o1);
+        if (TVectors.Value > 2) a2.Store(output + o2);
+        if (TVectors.Value > 3) a3.Store(output + o3);
     }
 
     /// <summary>A compile-time integer as a type, so the generic kernels unroll by it and the JIT folds the branches.</summary>
