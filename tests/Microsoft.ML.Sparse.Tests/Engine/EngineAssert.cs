@@ -22,11 +22,27 @@ internal static class EngineAssert
             foreach (int threads in ThreadCounts)
             {
                 float[] actual = Run(twin.Engine, output, input, new SparseNetworkOptions { Threads = threads, MaxSimdWidth = width, SparseThreshold = sparseThreshold });
-                ScalarReference.AssertClose(expected, actual, tolerance, $"{what}, {width}, {threads} thread(s)");
+                EngineAssert.Close(expected, actual, tolerance, $"{what}, {width}, {threads} thread(s)");
                 if (singleThreaded == null) singleThreaded = actual;
                 else if (!singleThreaded.AsSpan().SequenceEqual(actual)) Assert.Fail($"{what}, {width}: {threads} threads differ bitwise from 1 thread.");
             }
         }
+    }
+
+    /// <summary>Asserts max |actual - expected| &lt;= tolerance * max |expected| (a relative error over the tensor).</summary>
+    public static void Close(float[] expected, ReadOnlySpan<float> actual, double tolerance, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double scale = 0, worst = 0;
+        int worstIndex = -1;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            scale = Math.Max(scale, Math.Abs(expected[i]));
+            double error = Math.Abs((double)actual[i] - expected[i]);
+            if (!(error <= worst)) { worst = error; worstIndex = i; }
+        }
+        if (!(worst <= tolerance * Math.Max(scale, 1e-30)))
+            Assert.Fail($"{what}: max error {worst:G4} at {worstIndex} (expected {expected[worstIndex]:G9}, got {actual[worstIndex]:G9}) exceeds {tolerance:G2} x max |expected| {scale:G4}.");
     }
 
     public static float[] Run(SparseNetworkBuilder builder, TensorHandle output, float[] input, SparseNetworkOptions options)

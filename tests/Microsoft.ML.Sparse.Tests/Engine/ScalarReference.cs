@@ -1,7 +1,7 @@
 namespace Microsoft.ML.Sparse.Tests.Engine;
 
 /// <summary>
-/// Plain, obviously-correct scalar implementations of every layer (double accumulation, bounds-checked padding), the
+/// Plain, obviously correct scalar implementations of every layer (double accumulation, bounds-checked padding), the
 /// yardstick for the kernels and the engine. Tensors are CHW float arrays.
 /// </summary>
 internal static class ScalarReference
@@ -102,22 +102,6 @@ internal static class ScalarReference
         for (int c = 0; c < channels; c++)
             for (int p = 0; p < height * width; p++) chw[c * height * width + p] = hwc[p * channels + c];
         return chw;
-    }
-
-    /// <summary>Asserts max |actual - expected| &lt;= tolerance * max |expected| (a relative error over the tensor).</summary>
-    public static void AssertClose(float[] expected, ReadOnlySpan<float> actual, double tolerance, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        double scale = 0, worst = 0;
-        int worstIndex = -1;
-        for (int i = 0; i < expected.Length; i++)
-        {
-            scale = Math.Max(scale, Math.Abs(expected[i]));
-            double error = Math.Abs((double)actual[i] - expected[i]);
-            if (!(error <= worst)) { worst = error; worstIndex = i; }
-        }
-        if (!(worst <= tolerance * Math.Max(scale, 1e-30)))
-            Assert.Fail($"{what}: max error {worst:G4} at {worstIndex} (expected {expected[worstIndex]:G9}, got {actual[worstIndex]:G9}) exceeds {tolerance:G2} x max |expected| {scale:G4}.");
     }
 
     /// <summary>Uniform values in [-1, 1).</summary>
