@@ -13,20 +13,30 @@ internal readonly record struct ConvGeometry(int InHeight, int InWidth, int Kern
     public int OutWidth => (PaddedWidth - KernelWidth) / StrideWidth + 1;
     public int Taps => KernelHeight * KernelWidth;
 
-    /// <summary>Columns of one phase plane: padded column <c>j * StrideWidth + phase</c> lands at column j.</summary>
+    /// <summary>Rows of one phase plane: padded row <c>i * StrideHeight + rowPhase</c> lands at row i.</summary>
+    public int PhaseHeight => (PaddedHeight + StrideHeight - 1) / StrideHeight;
+
+    /// <summary>Columns of one phase plane: padded column <c>j * StrideWidth + columnPhase</c> lands at column j.</summary>
     public int PhaseWidth => (PaddedWidth + StrideWidth - 1) / StrideWidth;
 
-    /// <summary>Floats of the padded phase planes of one input channel.</summary>
-    public int PlaneFloats => StrideWidth * PaddedHeight * PhaseWidth;
+    public int PhaseFloats => PhaseHeight * PhaseWidth;
 
-    /// <summary>Scratch for the phase planes of <paramref name="channels"/> input channels plus one padded row.</summary>
-    public int ScratchFloats(int channels) => channels * PlaneFloats + PaddedWidth;
+    /// <summary>Floats of the StrideHeight x StrideWidth phase planes of one input channel.</summary>
+    public int PlaneFloats => StrideHeight * StrideWidth * PhaseFloats;
+
+    /// <summary>
+    /// Scratch for the phase planes of <paramref name="channels"/> input channels, one padded row, and slack: the last
+    /// output positions of a plane read up to (KernelWidth - 1) / StrideWidth floats past it.
+    /// </summary>
+    public int ScratchFloats(int channels) => channels * PlaneFloats + PaddedWidth + KernelWidth + 16;
 }
 
 /// <summary>
-/// Copies an input channel into zero-padded "phase planes" so that every convolution tap becomes a contiguous row:
-/// for stride s the padded row is split into s planes (plane q holds padded columns q, q+s, q+2s, ...), so output
-/// column ox of tap kx reads plane (kx % s) at column ox + kx / s. Borders and strides then need no special case.
+/// Copies an input channel into zero-padded "phase planes" so that every convolution tap becomes a contiguous run: for
+/// strides (sh, sw) the padded plane is split into sh x sw planes (plane (p, q) holds padded rows p, p+sh, ... and columns
+/// q, q+sw, ...). Output (oy, ox) of tap (ky, kx) then reads plane (ky % sh, kx % sw) at row oy + ky / sh, column
+/// ox + kx / sw, so with a row pitch of PhaseWidth a tap is one fixed offset from the output's flat index
+/// <c>oy * PhaseWidth + ox</c>. Borders and strides need no special case.
 /// </summary>
 internal static unsafe class ConvPlanes
 {
@@ -34,10 +44,12 @@ internal static unsafe class ConvPlanes
     public static void Build(float* channel, in ConvGeometry g, float* planes, float* rowScratch)
     {
         int paddedWidth = g.PaddedWidth, phaseWidth = g.PhaseWidth, stride = g.StrideWidth;
+        long phaseFloats = g.PhaseFloats;
         for (int r = 0; r < g.PaddedHeight; r++)
         {
-            // Stride 1 has a single plane, so the padded row is written in place.
-            float* row = stride == 1 ? planes + (long)r * phaseWidth : rowScratch;
+            float* destination = planes + (r % g.StrideHeight) * stride * phaseFloats + (long)(r / g.StrideHeight) * phaseWidth;
+            // Stride 1 across has a single column phase, so the padded row is written in place.
+            float* row = stride == 1 ? destination : rowScratch;
             int y = r - g.Pad.Top;
             if (y < 0 || y >= g.InHeight)
             {
@@ -49,11 +61,8 @@ internal static unsafe class ConvPlanes
                 new ReadOnlySpan<float>(channel + (long)y * g.InWidth, g.InWidth).CopyTo(new Span<float>(row + g.Pad.Left, g.InWidth));
                 new Span<float>(row + g.Pad.Left + g.InWidth, g.Pad.Right).Clear();
             }
-            if (stride == 1) continue;
-            long planeFloats = (long)g.PaddedHeight * phaseWidth;
-            float* destination = planes + (long)r * phaseWidth;
-            if (stride == 2) Deinterleave(row, paddedWidth, destination, destination + planeFloats);
-            else SplitPhases(row, paddedWidth, stride, destination, planeFloats);
+            if (stride == 2) Deinterleave(row, paddedWidth, destination, destination + phaseFloats);
+            else if (stride > 2) SplitPhases(row, paddedWidth, stride, destination, phaseFloats);
         }
     }
 
@@ -106,23 +115,25 @@ internal static unsafe class ConvPlanes
     }
 
     /// <summary>
-    /// Points <paramref name="taps"/>[t] at the source row of tap t for output row <paramref name="outputRow"/>, taps ordered
-    /// (channel, ky, kx) like OIHW weights, over <paramref name="channels"/> consecutive channels' planes.
+    /// Points <paramref name="taps"/>[t] at tap t's source for output row 0, taps ordered (channel, ky, kx) like OIHW weights,
+    /// over <paramref name="channels"/> consecutive channels' planes; output row oy reads <c>oy * PhaseWidth</c> further.
     /// </summary>
-    public static void FillTaps(float** taps, float* planes, in ConvGeometry g, int channels, int outputRow)
+    public static void FillTaps(float** taps, float* planes, in ConvGeometry g, int channels)
     {
-        long phaseFloats = (long)g.PaddedHeight * g.PhaseWidth;
         int t = 0;
         for (int c = 0; c < channels; c++)
-        {
-            float* channelPlanes = planes + c * (long)g.PlaneFloats;
             for (int ky = 0; ky < g.KernelHeight; ky++)
-            {
-                long rowOffset = (long)(outputRow * g.StrideHeight + ky) * g.PhaseWidth;
                 for (int kx = 0; kx < g.KernelWidth; kx++)
-                    taps[t++] = channelPlanes + (kx % g.StrideWidth) * phaseFloats + rowOffset + kx / g.StrideWidth;
-            }
-        }
+                {
+                    int plane = (ky % g.StrideHeight) * g.StrideWidth + kx % g.StrideWidth;
+                    taps[t++] = planes + c * (long)g.PlaneFloats + plane * (long)g.PhaseFloats + (ky / g.StrideHeight) * (long)g.PhaseWidth + kx / g.StrideWidth;
+                }
+    }
+
+    /// <summary>Moves every tap pointer by <paramref name="floats"/>.</summary>
+    public static void Advance(float** taps, int count, long floats)
+    {
+        for (int t = 0; t < count; t++) taps[t] += floats;
     }
 }
 
