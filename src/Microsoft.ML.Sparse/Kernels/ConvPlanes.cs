@@ -141,45 +141,52 @@ internal static unsafe class ConvPlanes
 internal static unsafe class TapRow
 {
     /// <summary>
-    /// <c>output[x] = activation(bias + sum_t weights[t] * taps[t][x])</c> for x in [0, width): vectors, then a scalar tail
-    /// through the same code with <see cref="Scalar"/>.
+    /// <c>output[x] = bias + sum_t weights[t] * taps[t][x]</c> for x in [0, width): vectors, then a scalar tail through the
+    /// same code with <see cref="Scalar"/>. The caller applies the activation (<see cref="ActivationPass"/>).
     /// </summary>
-    public static void Run<TVec>(float** taps, int tapCount, float* weights, float bias, float* output, int width, in Activation activation)
+    public static void Run<TVec>(float** taps, int tapCount, float* weights, float bias, float* output, int width)
         where TVec : struct, IFloatVector<TVec>
     {
-        int x = tapCount == 9 ? Run3x3<TVec>(taps, weights, bias, output, 0, width, activation) : RunGeneral<TVec>(taps, tapCount, weights, bias, output, 0, width, activation);
-        if (x < width) RunGeneral<Scalar>(taps, tapCount, weights, bias, output, x, width, activation);
+        int x = tapCount == 9 ? Run3x3<TVec>(taps, weights, bias, output, 0, width) : RunGeneral<TVec>(taps, tapCount, weights, bias, output, 0, width);
+        if (x < width) RunGeneral<Scalar>(taps, tapCount, weights, bias, output, x, width);
     }
 
-    /// <summary>Any tap count; two vectors per step so each weight broadcast and tap pointer serves two FMAs.</summary>
-    private static int RunGeneral<TVec>(float** taps, int tapCount, float* weights, float bias, float* output, int x, int width, in Activation activation)
+    /// <summary>
+    /// Any tap count. Four vectors per step: each output's FMAs form a serial chain (4-cycle latency), so independent
+    /// chains are what keeps the FMA units busy; each weight broadcast and tap pointer also serves four FMAs.
+    /// </summary>
+    private static int RunGeneral<TVec>(float** taps, int tapCount, float* weights, float bias, float* output, int x, int width)
         where TVec : struct, IFloatVector<TVec>
     {
         int n = TVec.Count;
-        for (; x + 2 * n <= width; x += 2 * n)
+        for (; x + 4 * n <= width; x += 4 * n)
         {
-            TVec a0 = TVec.Broadcast(bias), a1 = a0;
+            TVec a0 = TVec.Broadcast(bias), a1 = a0, a2 = a0, a3 = a0;
             for (int t = 0; t < tapCount; t++)
             {
                 TVec w = TVec.Broadcast(weights[t]);
                 float* source = taps[t] + x;
                 a0 = TVec.MultiplyAdd(TVec.Load(source), w, a0);
                 a1 = TVec.MultiplyAdd(TVec.Load(source + n), w, a1);
+                a2 = TVec.MultiplyAdd(TVec.Load(source + 2 * n), w, a2);
+                a3 = TVec.MultiplyAdd(TVec.Load(source + 3 * n), w, a3);
             }
-            VectorActivation.Apply(a0, activation).Store(output + x);
-            VectorActivation.Apply(a1, activation).Store(output + x + n);
+            a0.Store(output + x);
+            a1.Store(output + x + n);
+            a2.Store(output + x + 2 * n);
+            a3.Store(output + x + 3 * n);
         }
         for (; x + n <= width; x += n)
         {
             TVec a = TVec.Broadcast(bias);
             for (int t = 0; t < tapCount; t++) a = TVec.MultiplyAdd(TVec.Load(taps[t] + x), TVec.Broadcast(weights[t]), a);
-            VectorActivation.Apply(a, activation).Store(output + x);
+            a.Store(output + x);
         }
         return x;
     }
 
-    /// <summary>3x3 (nine taps) with the weights held in registers; the same summation order as <see cref="RunGeneral"/>.</summary>
-    private static int Run3x3<TVec>(float** taps, float* weights, float bias, float* output, int x, int width, in Activation activation)
+    /// <summary>3x3 (nine taps) with the weights held in registers, four independent vectors per step; the same summation order as <see cref="RunGeneral"/>.</summary>
+    private static int Run3x3<TVec>(float** taps, float* weights, float bias, float* output, int x, int width)
         where TVec : struct, IFloatVector<TVec>
     {
         float* t0 = taps[0], t1 = taps[1], t2 = taps[2], t3 = taps[3], t4 = taps[4], t5 = taps[5], t6 = taps[6], t7 = taps[7], t8 = taps[8];
@@ -187,34 +194,44 @@ internal static unsafe class TapRow
         TVec w3 = TVec.Broadcast(weights[3]), w4 = TVec.Broadcast(weights[4]), w5 = TVec.Broadcast(weights[5]);
         TVec w6 = TVec.Broadcast(weights[6]), w7 = TVec.Broadcast(weights[7]), w8 = TVec.Broadcast(weights[8]);
         TVec b = TVec.Broadcast(bias);
-        for (; x + TVec.Count <= width; x += TVec.Count)
+        int n = TVec.Count;
+        for (; x + 4 * n <= width; x += 4 * n)
         {
-            TVec a = TVec.MultiplyAdd(TVec.Load(t0 + x), w0, b);
-            a = TVec.MultiplyAdd(TVec.Load(t1 + x), w1, a);
-            a = TVec.MultiplyAdd(TVec.Load(t2 + x), w2, a);
-            a = TVec.MultiplyAdd(TVec.Load(t3 + x), w3, a);
-            a = TVec.MultiplyAdd(TVec.Load(t4 + x), w4, a);
-            a = TVec.MultiplyAdd(TVec.Load(t5 + x), w5, a);
-            a = TVec.MultiplyAdd(TVec.Load(t6 + x), w6, a);
-            a = TVec.MultiplyAdd(TVec.Load(t7 + x), w7, a);
-            a = TVec.MultiplyAdd(TVec.Load(t8 + x), w8, a);
-            VectorActivation.Apply(a, activation).Store(output + x);
+            Nine(x).Store(output + x);
+            Nine(x + n).Store(output + x + n);
+            Nine(x + 2 * n).Store(output + x + 2 * n);
+            Nine(x + 3 * n).Store(output + x + 3 * n);
         }
+        for (; x + n <= width; x += n) Nine(x).Store(output + x);
         return x;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        TVec Nine(int i)
+        {
+            TVec a = TVec.MultiplyAdd(TVec.Load(t0 + i), w0, b);
+            a = TVec.MultiplyAdd(TVec.Load(t1 + i), w1, a);
+            a = TVec.MultiplyAdd(TVec.Load(t2 + i), w2, a);
+            a = TVec.MultiplyAdd(TVec.Load(t3 + i), w3, a);
+            a = TVec.MultiplyAdd(TVec.Load(t4 + i), w4, a);
+            a = TVec.MultiplyAdd(TVec.Load(t5 + i), w5, a);
+            a = TVec.MultiplyAdd(TVec.Load(t6 + i), w6, a);
+            a = TVec.MultiplyAdd(TVec.Load(t7 + i), w7, a);
+            return TVec.MultiplyAdd(TVec.Load(t8 + i), w8, a);
+        }
     }
 
     /// <summary>
     /// Four output channels at once (weights rows 0..3 are <paramref name="tapCount"/> apart, outputs <paramref name="outputStride"/> apart):
     /// each loaded input vector feeds four FMAs. Same per-output summation order as <see cref="Run{TVec}"/>'s general path.
     /// </summary>
-    public static void RunFour<TVec>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int width, in Activation activation)
+    public static void RunFour<TVec>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int width)
         where TVec : struct, IFloatVector<TVec>
     {
-        int x = RunFourCore<TVec>(taps, tapCount, weights, bias, output, outputStride, 0, width, activation);
-        if (x < width) RunFourCore<Scalar>(taps, tapCount, weights, bias, output, outputStride, x, width, activation);
+        int x = RunFourCore<TVec>(taps, tapCount, weights, bias, output, outputStride, 0, width);
+        if (x < width) RunFourCore<Scalar>(taps, tapCount, weights, bias, output, outputStride, x, width);
     }
 
-    private static int RunFourCore<TVec>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int x, int width, in Activation activation)
+    private static int RunFourCore<TVec>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int x, int width)
         where TVec : struct, IFloatVector<TVec>
     {
         float* w1 = weights + tapCount, w2 = w1 + tapCount, w3 = w2 + tapCount;
@@ -229,10 +246,10 @@ internal static unsafe class TapRow
                 a2 = TVec.MultiplyAdd(v, TVec.Broadcast(w2[t]), a2);
                 a3 = TVec.MultiplyAdd(v, TVec.Broadcast(w3[t]), a3);
             }
-            VectorActivation.Apply(a0, activation).Store(output + x);
-            VectorActivation.Apply(a1, activation).Store(output + outputStride + x);
-            VectorActivation.Apply(a2, activation).Store(output + 2 * outputStride + x);
-            VectorActivation.Apply(a3, activation).Store(output + 3 * outputStride + x);
+            a0.Store(output + x);
+            a1.Store(output + outputStride + x);
+            a2.Store(output + 2 * outputStride + x);
+            a3.Store(output + 3 * outputStride + x);
         }
         return x;
     }

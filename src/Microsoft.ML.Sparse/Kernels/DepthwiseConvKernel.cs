@@ -25,10 +25,11 @@ internal static unsafe class DepthwiseConvKernel
         for (int c = channelStart; c < channelEnd; c++)
         {
             ConvPlanes.Build(input + (long)c * g.InHeight * g.InWidth, g, scratch, rowScratch);
-            TapRow.Run<TVec>(tapSources, taps, weights + (long)c * taps, bias[c], flat, outHeight * pitch, activation);
+            TapRow.Run<TVec>(tapSources, taps, weights + (long)c * taps, bias[c], flat, outHeight * pitch);
+            // The activation moves the valid columns of each flat row into place.
             float* outputPlane = output + (long)c * outHeight * outWidth;
             for (int oy = 0; oy < outHeight; oy++)
-                new ReadOnlySpan<float>(flat + (long)oy * pitch, outWidth).CopyTo(new Span<float>(outputPlane + (long)oy * outWidth, outWidth));
+                ActivationPass.Apply<TVec>(flat + (long)oy * pitch, outputPlane + (long)oy * outWidth, outWidth, activation);
         }
     }
 }

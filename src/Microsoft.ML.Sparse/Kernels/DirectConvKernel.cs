@@ -28,9 +28,14 @@ internal static unsafe class DirectConvKernel
         {
             int oc = channelStart;
             for (; oc + 4 <= channelEnd; oc += 4)
-                TapRow.RunFour<TVec>(tapRows, taps, weights + (long)oc * taps, bias + oc, output + oc * outputPlane + (long)oy * outWidth, outputPlane, outWidth, activation);
+                TapRow.RunFour<TVec>(tapRows, taps, weights + (long)oc * taps, bias + oc, output + oc * outputPlane + (long)oy * outWidth, outputPlane, outWidth);
             for (; oc < channelEnd; oc++)
-                TapRow.Run<TVec>(tapRows, taps, weights + (long)oc * taps, bias[oc], output + oc * outputPlane + (long)oy * outWidth, outWidth, activation);
+                TapRow.Run<TVec>(tapRows, taps, weights + (long)oc * taps, bias[oc], output + oc * outputPlane + (long)oy * outWidth, outWidth);
+            for (oc = channelStart; oc < channelEnd; oc++)
+            {
+                float* row = output + oc * outputPlane + (long)oy * outWidth;
+                ActivationPass.Apply<TVec>(row, row, outWidth, activation);
+            }
         }
     }
 }

@@ -225,7 +225,7 @@ internal sealed unsafe class ActivationLayer(string name, TensorHandle input, Te
     public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
     {
         (int start, int end) = WorkSplit.Range(Output.Length, part, parts, 16);
-        ElementwiseKernels.Activate<TVec>(InputOf(tensors), OutputOf(tensors), start, end, _activation);
+        ActivationPass.Apply<TVec>(InputOf(tensors) + start, OutputOf(tensors) + start, end - start, _activation);
     }
 }
 
