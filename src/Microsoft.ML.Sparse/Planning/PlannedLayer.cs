@@ -65,46 +65,46 @@ internal sealed unsafe class TransposeLayer(string name, TensorHandle input, Ten
     }
 }
 
-internal sealed unsafe class ConvLayer(string name, TensorHandle input, TensorHandle output, float[] weights, float[] bias, ConvGeometry geometry, Activation activation)
-    : PlannedLayer(name, "Conv", [input], output)
+/// <summary>What the direct and depthwise convolution layers share: pinned weights, window geometry, activation.</summary>
+internal abstract unsafe class WindowLayer(string name, string kind, TensorHandle input, TensorHandle output, float[] weights, float[] bias, ConvGeometry geometry, Activation activation)
+    : PlannedLayer(name, kind, [input], output)
 {
     // The arrays (not just their addresses) are held, so the pinned weights live as long as the layer.
     private readonly float[] _weights = weights, _bias = bias;
-    private readonly ConvGeometry _geometry = geometry;
-    private readonly Activation _activation = activation;
     private readonly float _sparsity = ZeroFraction(weights);
+    protected readonly ConvGeometry Geometry = geometry;
+    protected readonly Activation Activation = activation;
 
-    public override int ScratchFloats => DirectConvKernel.ScratchFloats(_geometry, Inputs[0].Channels);
     public override float Sparsity => _sparsity;
-    public override string KernelName => $"direct {_geometry.KernelHeight}x{_geometry.KernelWidth} s{_geometry.StrideHeight}x{_geometry.StrideWidth}";
-    public override long DenseMacs => (long)Output.Length * Inputs[0].Channels * _geometry.Taps;
+    public override string KernelName => $"{Kind.ToLowerInvariant()} {Geometry.KernelHeight}x{Geometry.KernelWidth} s{Geometry.StrideHeight}x{Geometry.StrideWidth}";
+    protected float* Weights => Address(_weights);
+    protected float* Bias => Address(_bias);
+}
+
+internal sealed unsafe class ConvLayer(string name, TensorHandle input, TensorHandle output, float[] weights, float[] bias, ConvGeometry geometry, Activation activation)
+    : WindowLayer(name, "Conv", input, output, weights, bias, geometry, activation)
+{
+    public override int ScratchFloats => DirectConvKernel.ScratchFloats(Geometry, Inputs[0].Channels);
+    public override long DenseMacs => (long)Output.Length * Inputs[0].Channels * Geometry.Taps;
 
     public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
     {
         (int start, int end) = WorkSplit.Range(Output.Channels, part, parts, 4);
         if (start < end)
-            DirectConvKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), Address(_weights), Address(_bias), _geometry, Inputs[0].Channels, start, end, _activation, scratch);
+            DirectConvKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), Weights, Bias, Geometry, Inputs[0].Channels, start, end, Activation, scratch);
     }
 }
 
 internal sealed unsafe class DepthwiseLayer(string name, TensorHandle input, TensorHandle output, float[] weights, float[] bias, ConvGeometry geometry, Activation activation)
-    : PlannedLayer(name, "Depthwise", [input], output)
+    : WindowLayer(name, "Depthwise", input, output, weights, bias, geometry, activation)
 {
-    // The arrays (not just their addresses) are held, so the pinned weights live as long as the layer.
-    private readonly float[] _weights = weights, _bias = bias;
-    private readonly ConvGeometry _geometry = geometry;
-    private readonly Activation _activation = activation;
-    private readonly float _sparsity = ZeroFraction(weights);
-
-    public override int ScratchFloats => DepthwiseConvKernel.ScratchFloats(_geometry);
-    public override float Sparsity => _sparsity;
-    public override string KernelName => $"depthwise {_geometry.KernelHeight}x{_geometry.KernelWidth} s{_geometry.StrideHeight}x{_geometry.StrideWidth}";
-    public override long DenseMacs => (long)Output.Length * _geometry.Taps;
+    public override int ScratchFloats => DepthwiseConvKernel.ScratchFloats(Geometry);
+    public override long DenseMacs => (long)Output.Length * Geometry.Taps;
 
     public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
     {
         (int start, int end) = WorkSplit.Range(Output.Channels, part, parts);
-        DepthwiseConvKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), Address(_weights), Address(_bias), _geometry, start, end, _activation, scratch);
+        DepthwiseConvKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), Weights, Bias, Geometry, start, end, Activation, scratch);
     }
 }
 
