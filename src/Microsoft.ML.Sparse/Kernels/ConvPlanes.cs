@@ -40,27 +40,29 @@ internal readonly record struct ConvGeometry(int InHeight, int InWidth, int Kern
 /// </summary>
 internal static unsafe class ConvPlanes
 {
-    /// <summary>Writes the phase planes of one CHW input channel to <paramref name="planes"/>; <paramref name="rowScratch"/> holds PaddedWidth floats.</summary>
+    /// <summary>
+    /// Zeroes the planes of <paramref name="channels"/> channels and the row scratch. Padding sits at the same places for
+    /// every channel of a layer, so it is cleared once per call and <see cref="Build"/> writes only the input rows.
+    /// </summary>
+    public static void Clear(float* scratch, in ConvGeometry g, int channels) =>
+        new Span<float>(scratch, channels * g.PlaneFloats + g.PaddedWidth).Clear();
+
+    /// <summary>
+    /// Writes the input rows of one CHW input channel into its phase planes (cleared by <see cref="Clear"/>);
+    /// <paramref name="rowScratch"/> is the PaddedWidth floats after the last cleared plane.
+    /// </summary>
     public static void Build(float* channel, in ConvGeometry g, float* planes, float* rowScratch)
     {
         int paddedWidth = g.PaddedWidth, phaseWidth = g.PhaseWidth, stride = g.StrideWidth;
         long phaseFloats = g.PhaseFloats;
-        for (int r = 0; r < g.PaddedHeight; r++)
+        for (int y = 0; y < g.InHeight; y++)
         {
+            int r = y + g.Pad.Top;
             float* destination = planes + (r % g.StrideHeight) * stride * phaseFloats + (long)(r / g.StrideHeight) * phaseWidth;
-            // Stride 1 across has a single column phase, so the padded row is written in place.
+            // Stride 1 across has a single column phase, so the padded row is written in place; otherwise the padded row
+            // (its zero margins untouched since the clear) is split into the column phases.
             float* row = stride == 1 ? destination : rowScratch;
-            int y = r - g.Pad.Top;
-            if (y < 0 || y >= g.InHeight)
-            {
-                new Span<float>(row, paddedWidth).Clear();
-            }
-            else
-            {
-                new Span<float>(row, g.Pad.Left).Clear();
-                new ReadOnlySpan<float>(channel + (long)y * g.InWidth, g.InWidth).CopyTo(new Span<float>(row + g.Pad.Left, g.InWidth));
-                new Span<float>(row + g.Pad.Left + g.InWidth, g.Pad.Right).Clear();
-            }
+            new ReadOnlySpan<float>(channel + (long)y * g.InWidth, g.InWidth).CopyTo(new Span<float>(row + g.Pad.Left, g.InWidth));
             if (stride == 2) Deinterleave(row, paddedWidth, destination, destination + phaseFloats);
             else if (stride > 2) SplitPhases(row, paddedWidth, stride, destination, phaseFloats);
         }

@@ -22,6 +22,7 @@ internal static unsafe class DepthwiseConvKernel
         float* flat = scratch + g.ScratchFloats(1);
         float** tapSources = stackalloc float*[taps];
         ConvPlanes.FillTaps(tapSources, scratch, g, 1);
+        ConvPlanes.Clear(scratch, g, 1);
         for (int c = channelStart; c < channelEnd; c++)
         {
             ConvPlanes.Build(input + (long)c * g.InHeight * g.InWidth, g, scratch, rowScratch);

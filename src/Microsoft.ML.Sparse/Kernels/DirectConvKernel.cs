@@ -19,6 +19,7 @@ internal static unsafe class DirectConvKernel
         int taps = inChannels * g.Taps, outHeight = g.OutHeight, outWidth = g.OutWidth;
         long planeFloats = g.PlaneFloats, outputPlane = (long)outHeight * outWidth;
         float* rowScratch = scratch + inChannels * planeFloats;
+        ConvPlanes.Clear(scratch, g, inChannels);
         for (int ci = 0; ci < inChannels; ci++)
             ConvPlanes.Build(input + (long)ci * g.InHeight * g.InWidth, g, scratch + ci * planeFloats, rowScratch);
 

@@ -128,8 +128,14 @@ internal sealed class PointwiseSpec(string name, TensorHandle input, TensorHandl
 internal sealed unsafe class PointwiseLayer(string name, TensorHandle[] inputs, TensorHandle output, Formats.PointwiseWeights weights, Activation activation, SimdWidth width)
     : PlannedLayer(name, "Pointwise", inputs, output)
 {
-    /// <summary>Pixel tiles are split at multiples of this, so every pixel sees the same tile position with any thread count.</summary>
-    private const int PixelAlign = 64;
+    /// <summary>
+    /// Pixel ranges are split at multiples of the widest vector, so every pixel is computed by a full vector of the same
+    /// width (hence bitwise the same) with any thread count.
+    /// </summary>
+    private const int PixelAlign = 16;
+
+    /// <summary>Below this many pixels per thread, a layer's output channels are split instead (late 14x14 and 7x7 layers).</summary>
+    private const int MinPixelsPerThread = 256;
     private readonly Activation _activation = activation;
 
     public override float Sparsity => weights.Sparsity;
@@ -143,7 +149,7 @@ internal sealed unsafe class PointwiseLayer(string name, TensorHandle[] inputs, 
         float* residual = Inputs.Length > 1 ? InputOf(tensors, 1) : null;
         int pixelStart = 0, pixelEnd = pixels, channelStart = 0, channelEnd = Output.Channels;
         // Enough pixel tiles for every thread: split pixels; small late layers (14x14, 7x7): split output channels.
-        if (pixels >= 4 * PixelAlign * parts) (pixelStart, pixelEnd) = WorkSplit.Range(pixels, part, parts, PixelAlign);
+        if (pixels >= MinPixelsPerThread * parts) (pixelStart, pixelEnd) = WorkSplit.Range(pixels, part, parts, PixelAlign);
         else (channelStart, channelEnd) = WorkSplit.Range(Output.Channels, part, parts, weights.ChannelGranularity);
         if (pixelStart < pixelEnd && channelStart < channelEnd)
             PointwiseKernel.Run(weights, InputOf(tensors), OutputOf(tensors), residual, pixels, pixelStart, pixelEnd - pixelStart,
