@@ -99,7 +99,8 @@ internal static unsafe class ConvPlanes
                 Avx512F.PermuteVar16x32x2(a, oddIndex, b).Store(odd + i / 2);
             }
         }
-        else if (Avx2.IsSupported)
+        // AVX2 also takes the remainder of the AVX-512 loop, leaving at most 15 floats to the scalar loop.
+        if (Avx2.IsSupported)
         {
             for (; i + 16 <= length; i += 16)
             {

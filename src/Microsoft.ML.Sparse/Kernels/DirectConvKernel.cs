@@ -6,6 +6,9 @@ namespace Microsoft.ML.Sparse.Kernels;
 /// </summary>
 internal static unsafe class DirectConvKernel
 {
+    /// <summary>Most (input channel, ky, kx) taps supported: their row pointers live on the stack.</summary>
+    public const int MaxTaps = 2048;
+
     /// <summary>Scratch floats one call needs: the phase planes of every input channel.</summary>
     public static int ScratchFloats(in ConvGeometry g, int inChannels) => g.ScratchFloats(inChannels);
 

@@ -102,6 +102,10 @@ public sealed class SparseNetworkApiTests
         Assert.Throws<ArgumentException>(() => builder.Activate(foreign.GlobalAveragePool(foreign.Input), Activation.Relu));
         Assert.Throws<ArgumentException>(() => builder.Conv(builder.Input, new float[4 * 8 * 25], [], 4, 5, 5, padding: Padding.Uniform(-1)));
         Assert.Throws<ArgumentException>(() => builder.Build(pooled, new SparseNetworkOptions { Threads = 0 }));
+        var wide = new SparseNetworkBuilder(512, 8, 8);
+        var tooManyTaps = Assert.Throws<NotSupportedException>(() => wide.Conv(wide.Input, new float[512 * 25], [], 1, 5, 5, name: "wide"));
+        Assert.Contains("wide", tooManyTaps.Message);
+        Assert.Contains("2048", tooManyTaps.Message);
     }
 
     [Fact]
