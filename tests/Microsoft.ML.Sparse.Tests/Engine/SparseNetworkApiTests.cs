@@ -166,3 +166,29 @@ public sealed class SparseNetworkApiTests
         Assert.Equal(pooled, network.OutputShape);
     }
 }
+
+/// <summary>The thread split: parts tile the range exactly, in order, with aligned inner boundaries.</summary>
+public sealed class WorkSplitTests
+{
+    [Theory]
+    [InlineData(0, 2, 1)]
+    [InlineData(1, 2, 16)]
+    [InlineData(49, 2, 16)]
+    [InlineData(784, 2, 16)]
+    [InlineData(1000, 3, 16)]
+    [InlineData(32, 2, 4)]
+    [InlineData(7, 4, 1)]
+    public void Parts_TileTheRange_AtAlignedBoundaries(int total, int parts, int align)
+    {
+        int expectedStart = 0;
+        for (int part = 0; part < parts; part++)
+        {
+            (int start, int end) = WorkSplit.Range(total, part, parts, align);
+            Assert.Equal(expectedStart, start);
+            Assert.True(end >= start);
+            if (end < total) Assert.Equal(0, end % align);
+            expectedStart = end;
+        }
+        Assert.Equal(total, expectedStart);
+    }
+}
