@@ -1,0 +1,259 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Microsoft.ML.Sparse.Kernels;
+
+/// <summary>Shape arithmetic of one 2-D convolution window over a CHW plane.</summary>
+internal readonly record struct ConvGeometry(int InHeight, int InWidth, int KernelHeight, int KernelWidth, int StrideHeight, int StrideWidth, Padding Pad)
+{
+    public int PaddedHeight => InHeight + Pad.Top + Pad.Bottom;
+    public int PaddedWidth => InWidth + Pad.Left + Pad.Right;
+    public int OutHeight => (PaddedHeight - KernelHeight) / StrideHeight + 1;
+    public int OutWidth => (PaddedWidth - KernelWidth) / StrideWidth + 1;
+    public int Taps => KernelHeight * KernelWidth;
+
+    /// <summary>Rows of one phase plane: padded row <c>i * StrideHeight + rowPhase</c> lands at row i.</summary>
+    public int PhaseHeight => (PaddedHeight + StrideHeight - 1) / StrideHeight;
+
+    /// <summary>Columns of one phase plane: padded column <c>j * StrideWidth + columnPhase</c> lands at column j.</summary>
+    public int PhaseWidth => (PaddedWidth + StrideWidth - 1) / StrideWidth;
+
+    public int PhaseFloats => PhaseHeight * PhaseWidth;
+
+    /// <summary>Floats of the StrideHeight x StrideWidth phase planes of one input channel.</summary>
+    public int PlaneFloats => StrideHeight * StrideWidth * PhaseFloats;
+
+    /// <summary>
+    /// Scratch for the phase planes of <paramref name="channels"/> input channels, one padded row, and slack: the last
+    /// output positions of a plane read up to (KernelWidth - 1) / StrideWidth floats past it.
+    /// </summary>
+    public int ScratchFloats(int channels) => channels * PlaneFloats + PaddedWidth + KernelWidth + 16;
+}
+
+/// <summary>
+/// Copies an input channel into zero-padded "phase planes" so that every convolution tap becomes a contiguous run: for
+/// strides (sh, sw) the padded plane is split into sh x sw planes (plane (p, q) holds padded rows p, p+sh, ... and columns
+/// q, q+sw, ...). Output (oy, ox) of tap (ky, kx) then reads plane (ky % sh, kx % sw) at row oy + ky / sh, column
+/// ox + kx / sw, so with a row pitch of PhaseWidth a tap is one fixed offset from the output's flat index
+/// <c>oy * PhaseWidth + ox</c>. Borders and strides need no special case.
+/// </summary>
+internal static unsafe class ConvPlanes
+{
+    /// <summary>
+    /// Zeroes the planes of <paramref name="channels"/> channels and the row scratch. Padding sits at the same places for
+    /// every channel of a layer, so it is cleared once per call and <see cref="Build"/> writes only the input rows.
+    /// </summary>
+    public static void Clear(float* scratch, in ConvGeometry g, int channels) =>
+        new Span<float>(scratch, channels * g.PlaneFloats + g.PaddedWidth).Clear();
+
+    /// <summary>
+    /// Writes the input rows of one CHW input channel into its phase planes (cleared by <see cref="Clear"/>);
+    /// <paramref name="rowScratch"/> is the PaddedWidth floats after the last cleared plane.
+    /// </summary>
+    public static void Build(float* channel, in ConvGeometry g, float* planes, float* rowScratch)
+    {
+        int paddedWidth = g.PaddedWidth, phaseWidth = g.PhaseWidth, stride = g.StrideWidth;
+        long phaseFloats = g.PhaseFloats;
+        for (int y = 0; y < g.InHeight; y++)
+        {
+            int r = y + g.Pad.Top;
+            float* destination = planes + (r % g.StrideHeight) * stride * phaseFloats + (long)(r / g.StrideHeight) * phaseWidth;
+            // Stride 1 across has a single column phase, so the padded row is written in place; otherwise the padded row
+            // (its zero margins untouched since the clear) is split into the column phases.
+            float* row = stride == 1 ? destination : rowScratch;
+            new ReadOnlySpan<float>(channel + (long)y * g.InWidth, g.InWidth).CopyTo(new Span<float>(row + g.Pad.Left, g.InWidth));
+            if (stride == 2) Deinterleave(row, paddedWidth, destination, destination + phaseFloats);
+            else if (stride > 2) SplitPhases(row, paddedWidth, stride, destination, phaseFloats);
+        }
+    }
+
+    /// <summary>General stride: plane q, column j = row[j * stride + q]; columns past the row are zero.</summary>
+    private static void SplitPhases(float* row, int length, int stride, float* destination, long planeFloats)
+    {
+        int phaseWidth = (length + stride - 1) / stride;
+        for (int q = 0; q < stride; q++)
+        {
+            float* plane = destination + q * planeFloats;
+            for (int j = 0; j < phaseWidth; j++)
+            {
+                int column = j * stride + q;
+                plane[j] = column < length ? row[column] : 0f;
+            }
+        }
+    }
+
+    /// <summary>Stride 2: even columns to <paramref name="even"/>, odd ones to <paramref name="odd"/> (a trailing odd slot becomes 0).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Deinterleave(float* row, int length, float* even, float* odd)
+    {
+        int i = 0;
+        if (Avx512F.IsSupported)
+        {
+            Vector512<int> evenIndex = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            Vector512<int> oddIndex = evenIndex + Vector512<int>.One;
+            for (; i + 32 <= length; i += 32)
+            {
+                Vector512<float> a = Vector512.Load(row + i), b = Vector512.Load(row + i + 16);
+                Avx512F.PermuteVar16x32x2(a, evenIndex, b).Store(even + i / 2);
+                Avx512F.PermuteVar16x32x2(a, oddIndex, b).Store(odd + i / 2);
+            }
+        }
+        // AVX2 also takes the remainder of the AVX-512 loop, leaving at most 15 floats to the scalar loop.
+        if (Avx2.IsSupported)
+        {
+            for (; i + 16 <= length; i += 16)
+            {
+                Vector256<float> a = Vector256.Load(row + i), b = Vector256.Load(row + i + 8);
+                // Shuffle picks even (odd) lanes within each 128-bit half; Permute4x64 then orders the halves.
+                Avx2.Permute4x64(Avx.Shuffle(a, b, 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle().Store(even + i / 2);
+                Avx2.Permute4x64(Avx.Shuffle(a, b, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle().Store(odd + i / 2);
+            }
+        }
+        for (; i < length; i += 2)
+        {
+            even[i / 2] = row[i];
+            odd[i / 2] = i + 1 < length ? row[i + 1] : 0f;
+        }
+    }
+
+    /// <summary>
+    /// Points <paramref name="taps"/>[t] at tap t's source for output row 0, taps ordered (channel, ky, kx) like OIHW weights,
+    /// over <paramref name="channels"/> consecutive channels' planes; output row oy reads <c>oy * PhaseWidth</c> further.
+    /// </summary>
+    public static void FillTaps(float** taps, float* planes, in ConvGeometry g, int channels)
+    {
+        int t = 0;
+        for (int c = 0; c < channels; c++)
+            for (int ky = 0; ky < g.KernelHeight; ky++)
+                for (int kx = 0; kx < g.KernelWidth; kx++)
+                {
+                    int plane = (ky % g.StrideHeight) * g.StrideWidth + kx % g.StrideWidth;
+                    taps[t++] = planes + c * (long)g.PlaneFloats + plane * (long)g.PhaseFloats + (ky / g.StrideHeight) * (long)g.PhaseWidth + kx / g.StrideWidth;
+                }
+    }
+
+    /// <summary>Moves every tap pointer by <paramref name="floats"/>.</summary>
+    public static void Advance(float** taps, int count, long floats)
+    {
+        for (int t = 0; t < count; t++) taps[t] += floats;
+    }
+}
+
+/// <summary>The inner loops shared by the direct and depthwise convolutions: one output row as a sum over taps.</summary>
+internal static unsafe class TapRow
+{
+    /// <summary>
+    /// <c>output[x] = bias + sum_t weights[t] * taps[t][x]</c> for x in [0, width): vectors, then a scalar tail through the
+    /// same code with <see cref="Scalar"/>. The caller applies the activation (<see cref="ActivationPass"/>).
+    /// </summary>
+    public static void Run<TVec>(float** taps, int tapCount, float* weights, float bias, float* output, int width)
+        where TVec : struct, IFloatVector<TVec>
+    {
+        int x = tapCount == 9 ? Run3x3<TVec>(taps, weights, bias, output, 0, width) : RunGeneral<TVec>(taps, tapCount, weights, bias, output, 0, width);
+        if (x < width) RunGeneral<Scalar>(taps, tapCount, weights, bias, output, x, width);
+    }
+
+    /// <summary>
+    /// Any tap count. Four vectors per step: each output's FMAs form a serial chain (4-cycle latency), so independent
+    /// chains are what keeps the FMA units busy; each weight broadcast and tap pointer also serves four FMAs.
+    /// </summary>
+    private static int RunGeneral<TVec>(float** taps, int tapCount, float* weights, float bias, float* output, int x, int width)
+        where TVec : struct, IFloatVector<TVec>
+    {
+        int n = TVec.Count;
+        for (; x + 4 * n <= width; x += 4 * n)
+        {
+            TVec a0 = TVec.Broadcast(bias), a1 = a0, a2 = a0, a3 = a0;
+            for (int t = 0; t < tapCount; t++)
+            {
+                TVec w = TVec.Broadcast(weights[t]);
+                float* source = taps[t] + x;
+                a0 = TVec.MultiplyAdd(TVec.Load(source), w, a0);
+                a1 = TVec.MultiplyAdd(TVec.Load(source + n), w, a1);
+                a2 = TVec.MultiplyAdd(TVec.Load(source + 2 * n), w, a2);
+                a3 = TVec.MultiplyAdd(TVec.Load(source + 3 * n), w, a3);
+            }
+            a0.Store(output + x);
+            a1.Store(output + x + n);
+            a2.Store(output + x + 2 * n);
+            a3.Store(output + x + 3 * n);
+        }
+        for (; x + n <= width; x += n)
+        {
+            TVec a = TVec.Broadcast(bias);
+            for (int t = 0; t < tapCount; t++) a = TVec.MultiplyAdd(TVec.Load(taps[t] + x), TVec.Broadcast(weights[t]), a);
+            a.Store(output + x);
+        }
+        return x;
+    }
+
+    /// <summary>3x3 (nine taps) with the weights held in registers, four independent vectors per step; the same summation order as <see cref="RunGeneral"/>.</summary>
+    private static int Run3x3<TVec>(float** taps, float* weights, float bias, float* output, int x, int width)
+        where TVec : struct, IFloatVector<TVec>
+    {
+        float* t0 = taps[0], t1 = taps[1], t2 = taps[2], t3 = taps[3], t4 = taps[4], t5 = taps[5], t6 = taps[6], t7 = taps[7], t8 = taps[8];
+        TVec w0 = TVec.Broadcast(weights[0]), w1 = TVec.Broadcast(weights[1]), w2 = TVec.Broadcast(weights[2]);
+        TVec w3 = TVec.Broadcast(weights[3]), w4 = TVec.Broadcast(weights[4]), w5 = TVec.Broadcast(weights[5]);
+        TVec w6 = TVec.Broadcast(weights[6]), w7 = TVec.Broadcast(weights[7]), w8 = TVec.Broadcast(weights[8]);
+        TVec b = TVec.Broadcast(bias);
+        int n = TVec.Count;
+        for (; x + 4 * n <= width; x += 4 * n)
+        {
+            Nine(x).Store(output + x);
+            Nine(x + n).Store(output + x + n);
+            Nine(x + 2 * n).Store(output + x + 2 * n);
+            Nine(x + 3 * n).Store(output + x + 3 * n);
+        }
+        for (; x + n <= width; x += n) Nine(x).Store(output + x);
+        return x;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        TVec Nine(int i)
+        {
+            TVec a = TVec.MultiplyAdd(TVec.Load(t0 + i), w0, b);
+            a = TVec.MultiplyAdd(TVec.Load(t1 + i), w1, a);
+            a = TVec.MultiplyAdd(TVec.Load(t2 + i), w2, a);
+            a = TVec.MultiplyAdd(TVec.Load(t3 + i), w3, a);
+            a = TVec.MultiplyAdd(TVec.Load(t4 + i), w4, a);
+            a = TVec.MultiplyAdd(TVec.Load(t5 + i), w5, a);
+            a = TVec.MultiplyAdd(TVec.Load(t6 + i), w6, a);
+            a = TVec.MultiplyAdd(TVec.Load(t7 + i), w7, a);
+            return TVec.MultiplyAdd(TVec.Load(t8 + i), w8, a);
+        }
+    }
+
+    /// <summary>
+    /// Four output channels at once (weights rows 0..3 are <paramref name="tapCount"/> apart, outputs <paramref name="outputStride"/> apart):
+    /// each loaded input vector feeds four FMAs. Same per-output summation order as <see cref="Run{TVec}"/>'s general path.
+    /// </summary>
+    public static void RunFour<TVec>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int width)
+        where TVec : struct, IFloatVector<TVec>
+    {
+        int x = RunFourCore<TVec>(taps, tapCount, weights, bias, output, outputStride, 0, width);
+        if (x < width) RunFourCore<Scalar>(taps, tapCount, weights, bias, output, outputStride, x, width);
+    }
+
+    private static int RunFourCore<TVec>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int x, int width)
+        where TVec : struct, IFloatVector<TVec>
+    {
+        float* w1 = weights + tapCount, w2 = w1 + tapCount, w3 = w2 + tapCount;
+        for (; x + TVec.Count <= width; x += TVec.Count)
+        {
+            TVec a0 = TVec.Broadcast(bias[0]), a1 = TVec.Broadcast(bias[1]), a2 = TVec.Broadcast(bias[2]), a3 = TVec.Broadcast(bias[3]);
+            for (int t = 0; t < tapCount; t++)
+            {
+                TVec v = TVec.Load(taps[t] + x);
+                a0 = TVec.MultiplyAdd(v, TVec.Broadcast(weights[t]), a0);
+                a1 = TVec.MultiplyAdd(v, TVec.Broadcast(w1[t]), a1);
+                a2 = TVec.MultiplyAdd(v, TVec.Broadcast(w2[t]), a2);
+                a3 = TVec.MultiplyAdd(v, TVec.Broadcast(w3[t]), a3);
+            }
+            a0.Store(output + x);
+            a1.Store(output + outputStride + x);
+            a2.Store(output + 2 * outputStride + x);
+            a3.Store(output + 3 * outputStride + x);
+        }
+        return x;
+    }
+}
