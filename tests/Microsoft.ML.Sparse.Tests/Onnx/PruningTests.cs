@@ -219,6 +219,28 @@ public class PruningTests
     }
 
     [Fact]
+    public void ReportTableShortensConverterFusedNames()
+    {
+        var graph = new OnnxGraphBuilder("long_names", 13);
+        graph.Input("x", 1, 1, 8, 2, 2);
+        string weight = graph.FloatInitializer("w", [4, 8, 1, 1], Enumerable.Range(1, 32).Select(i => (float)i).ToArray());
+        string fusedName = "Block_1_pointwise_Relu6;" + string.Join(";", Enumerable.Repeat("Block_1_pointwise_BatchNorm_Fold", 8));
+        graph.Node("Conv", ["x", weight], fusedName);
+        graph.Graph.Node[^1].Output[0] = "y";
+        graph.Output("y", 1, 1, 4, 2, 2);
+        byte[] model = Google.Protobuf.MessageExtensions.ToByteArray(graph.ToModel(7, "test"));
+
+        var report = OnnxPruner.Prune(model, out _, new PruningOptions { TargetSparsity = 0.25f }, cancellationToken: Ct);
+
+        Assert.Equal(fusedName, report.Layers.Single().Name);
+        string table = report.ToString();
+        Assert.Contains("Block_1_pointwise_Relu6 ", table);
+        Assert.DoesNotContain("BatchNorm_Fold", table);
+        // The smallest quarter of 1..32 is 1..8.
+        Assert.Equal(24, report.Layers.Single().NonzerosAfter);
+    }
+
+    [Fact]
     public void CancelledPruningWritesNothing()
     {
         string input = Path.GetTempFileName(), output = input + ".pruned.onnx";
