@@ -42,6 +42,21 @@ public class PruningTests
     }
 
     [Theory]
+    [InlineData(SyntheticClassifier.Gemm)]
+    [InlineData(SyntheticClassifier.MatMulAdd)]
+    public void ClassCountNotDivisibleByTheBlockLeavesAPartialBlockScoredByItsRms(SyntheticClassifier classifier)
+    {
+        byte[] model = SyntheticMobileNet.Create(new SyntheticMobileNetOptions { WidthMultiplier = 0.25f, Resolution = 32, Classes = 1001, Classifier = classifier });
+        OnnxPruner.Prune(model, out byte[] pruned, new PruningOptions { TargetSparsity = 0.75f, BlockSize = 4 }, cancellationToken: Ct);
+
+        var layer = ModelWeights.Layers(model)[^1];
+        float[] original = ModelWeights.Read(model)[layer.Weight], result = ModelWeights.Read(pruned)[layer.Weight];
+        Assert.Equal(1001, layer.OutChannels);
+        Assert.InRange(ModelWeights.Sparsity(result), 0.75 - 2.0 / result.Length, 0.75 + 2.0 / result.Length);
+        ModelWeights.AssertOnlyZeroedAndKeptLargest(original, result, layer, 4);
+    }
+
+    [Theory]
     [InlineData(1)]
     [InlineData(4)]
     public void GlobalPruningUsesOneThresholdAcrossLayers(int block)
