@@ -1,31 +1,100 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.ML.Sparse.Kernels;
+
 namespace Microsoft.ML.Sparse;
 
 /// <summary>
-/// A planned, immutable CHW network. <see cref="Run"/> is thread-safe as long as each concurrent caller passes its own
-/// <see cref="SparseWorkspace"/>; one inference allocates nothing on the managed heap.
+/// A planned, immutable CHW network. It is safe to share between threads: <see cref="Run"/> may be called concurrently as
+/// long as each concurrent caller passes its own <see cref="SparseWorkspace"/> (from <see cref="CreateWorkspace"/>).
+/// One inference allocates nothing on the managed heap.
 /// </summary>
 public sealed class SparseNetwork
 {
-    private SparseNetwork() { }
+    private readonly TensorHandle _input, _output;
+
+    internal SparseNetwork(PlannedLayer[] layers, TensorHandle input, TensorHandle output, int tensorCount, SparseNetworkOptions options)
+    {
+        PlannedLayers = layers;
+        _input = input;
+        _output = output;
+        Options = options;
+        Width = SimdSupport.Resolve(options.MaxSimdWidth);
+        TensorCount = tensorCount;
+        TensorOffsets = BufferPlanner.Assign(layers, tensorCount, new HashSet<int> { input.Id, output.Id }, out int activationFloats);
+        ActivationFloats = activationFloats;
+        ScratchFloatsPerThread = BufferPlanner.RoundUp(layers.Select(layer => layer.ScratchFloats).DefaultIfEmpty(0).Max());
+        string suffix = $" ({Width})";
+        Layers = layers.Select(layer => new LayerInfo(layer.Name, layer.Kind, layer.Inputs[0], layer.Output, layer.Sparsity,
+            layer.KernelName + suffix, layer.DenseMacs, layer.ExecutedMacs)).ToArray();
+    }
+
+    internal PlannedLayer[] PlannedLayers { get; }
+    internal SimdWidth Width { get; }
+    internal int TensorCount { get; }
+    internal int[] TensorOffsets { get; }
+    internal int ActivationFloats { get; }
+    internal int ScratchFloatsPerThread { get; }
 
     /// <summary>Input shape, CHW.</summary>
-    public TensorHandle InputShape => throw new NotImplementedException();
+    public TensorHandle InputShape => _input;
 
     /// <summary>Output shape, CHW.</summary>
-    public TensorHandle OutputShape => throw new NotImplementedException();
+    public TensorHandle OutputShape => _output;
 
     /// <summary>The layers in execution order, with the plan's decisions.</summary>
-    public IReadOnlyList<LayerInfo> Layers => throw new NotImplementedException();
+    public IReadOnlyList<LayerInfo> Layers { get; }
 
-    /// <summary>The options the network was planned with.</summary>
-    public SparseNetworkOptions Options => throw new NotImplementedException();
+    /// <summary>The options the network was planned with (a copy; changing it does not affect the network).</summary>
+    public SparseNetworkOptions Options { get; }
 
-    /// <summary>Allocates the activation buffers (and worker threads, when Threads &gt; 1) for one concurrent caller.</summary>
-    public SparseWorkspace CreateWorkspace() => throw new NotImplementedException();
+    /// <summary>
+    /// Allocates the activation arena (and starts <c>Options.Threads - 1</c> background worker threads) for one concurrent caller.
+    /// Dispose the workspace to stop its workers.
+    /// </summary>
+    public SparseWorkspace CreateWorkspace() => new(this);
 
-    /// <summary>Runs one image: <paramref name="input"/> has <c>InputShape.Length</c> floats, <paramref name="output"/> receives <c>OutputShape.Length</c>.</summary>
-    public void Run(ReadOnlySpan<float> input, Span<float> output, SparseWorkspace workspace) => throw new NotImplementedException();
+    /// <summary>
+    /// Runs one image: <paramref name="input"/> has <c>InputShape.Length</c> floats, <paramref name="output"/> receives <c>OutputShape.Length</c>.
+    /// Not thread-safe per workspace: concurrent calls need distinct workspaces.
+    /// </summary>
+    public unsafe void Run(ReadOnlySpan<float> input, Span<float> output, SparseWorkspace workspace)
+    {
+        ArgumentNullException.ThrowIfNull(workspace);
+        if (!ReferenceEquals(workspace.Network, this))
+            throw new ArgumentException("The workspace was created by a different SparseNetwork; use this network's CreateWorkspace().", nameof(workspace));
+        if (input.Length != _input.Length)
+            throw new ArgumentException($"Input has {input.Length} floats but the network expects {_input.Length} ([{_input.Channels}, {_input.Height}, {_input.Width}]).", nameof(input));
+        if (output.Length != _output.Length)
+            throw new ArgumentException($"Output has {output.Length} floats but the network produces {_output.Length} ([{_output.Channels}, {_output.Height}, {_output.Width}]).", nameof(output));
+        if (_input.Id == _output.Id)
+        {
+            input.CopyTo(output);
+            return;
+        }
+        fixed (float* inputPointer = input)
+        fixed (float* outputPointer = output)
+        {
+            // The input is only read: no layer writes to its input tensors.
+            workspace.Execute(inputPointer, outputPointer);
+        }
+    }
 
-    /// <summary>A table of layers, shapes, sparsity, chosen kernel and dense vs executed MACs.</summary>
-    public string Describe() => throw new NotImplementedException();
+    /// <summary>A table of layers, shapes, sparsity, chosen kernel and dense vs executed MACs, with totals.</summary>
+    public string Describe()
+    {
+        const string row = "{0,-28} {1,-18} {2,-16} {3,-16} {4,8} {5,-36} {6,14} {7,14}";
+        var text = new StringBuilder();
+        text.AppendLine(string.Format(CultureInfo.InvariantCulture, row, "Layer", "Kind", "Input", "Output", "Sparsity", "Kernel", "Dense MACs", "Executed MACs"));
+        foreach (LayerInfo layer in Layers)
+            text.AppendLine(string.Format(CultureInfo.InvariantCulture, row, layer.Name, layer.Kind, Shape(layer.Input), Shape(layer.Output),
+                layer.Sparsity.ToString("P1", CultureInfo.InvariantCulture), layer.Kernel, layer.DenseMacs.ToString("N0", CultureInfo.InvariantCulture),
+                layer.ExecutedMacs.ToString("N0", CultureInfo.InvariantCulture)));
+        long dense = Layers.Sum(layer => layer.DenseMacs), executed = Layers.Sum(layer => layer.ExecutedMacs);
+        text.AppendLine(string.Format(CultureInfo.InvariantCulture, row, $"Total ({Layers.Count} layers)", "", Shape(InputShape), Shape(OutputShape), "",
+            $"threads {Options.Threads}, {Width}", dense.ToString("N0", CultureInfo.InvariantCulture), executed.ToString("N0", CultureInfo.InvariantCulture)));
+        return text.ToString();
+
+        static string Shape(TensorHandle t) => $"[{t.Channels},{t.Height},{t.Width}]";
+    }
 }

@@ -1,0 +1,77 @@
+namespace Microsoft.ML.Sparse.Kernels;
+
+/// <summary>A lane-wise binary operation, so one loop serves add and multiply.</summary>
+internal interface IBinaryOperation
+{
+    static abstract TVec Apply<TVec>(TVec a, TVec b) where TVec : struct, IFloatVector<TVec>;
+}
+
+internal readonly struct AddOperation : IBinaryOperation
+{
+    public static TVec Apply<TVec>(TVec a, TVec b) where TVec : struct, IFloatVector<TVec> => a + b;
+}
+
+internal readonly struct MultiplyOperation : IBinaryOperation
+{
+    public static TVec Apply<TVec>(TVec a, TVec b) where TVec : struct, IFloatVector<TVec> => a * b;
+}
+
+/// <summary>Elementwise layers: binary operations with a fused activation, per-channel scaling, activation, layout change.</summary>
+internal static unsafe class ElementwiseKernels
+{
+    /// <summary><c>output[i] = activation(op(a[i], b[i]))</c> for i in [start, end).</summary>
+    public static void Binary<TVec, TOperation>(float* a, float* b, float* output, int start, int end, in Activation activation)
+        where TVec : struct, IFloatVector<TVec> where TOperation : struct, IBinaryOperation
+    {
+        int i = BinaryBlock<TVec, TOperation>(a, b, output, start, end, activation);
+        BinaryBlock<Scalar, TOperation>(a, b, output, i, end, activation);
+    }
+
+    private static int BinaryBlock<TVec, TOperation>(float* a, float* b, float* output, int i, int end, in Activation activation)
+        where TVec : struct, IFloatVector<TVec> where TOperation : struct, IBinaryOperation
+    {
+        for (; i + TVec.Count <= end; i += TVec.Count)
+            VectorActivation.Apply(TOperation.Apply(TVec.Load(a + i), TVec.Load(b + i)), activation).Store(output + i);
+        return i;
+    }
+
+    /// <summary><c>output[c, p] = activation(input[c, p])</c> for the elements [start, end).</summary>
+    public static void Activate<TVec>(float* input, float* output, int start, int end, in Activation activation) where TVec : struct, IFloatVector<TVec>
+    {
+        int i = ActivateBlock<TVec>(input, output, start, end, activation);
+        ActivateBlock<Scalar>(input, output, i, end, activation);
+    }
+
+    private static int ActivateBlock<TVec>(float* input, float* output, int i, int end, in Activation activation) where TVec : struct, IFloatVector<TVec>
+    {
+        for (; i + TVec.Count <= end; i += TVec.Count) VectorActivation.Apply(TVec.Load(input + i), activation).Store(output + i);
+        return i;
+    }
+
+    /// <summary><c>output[c, p] = input[c, p] * scale[c]</c> for channels [channelStart, channelEnd) (squeeze-and-excitation).</summary>
+    public static void ScaleChannels<TVec>(float* input, float* scale, float* output, int pixels, int channelStart, int channelEnd) where TVec : struct, IFloatVector<TVec>
+    {
+        for (int c = channelStart; c < channelEnd; c++)
+        {
+            float* source = input + (long)c * pixels, destination = output + (long)c * pixels;
+            int p = ScaleBlock(source, TVec.Broadcast(scale[c]), destination, 0, pixels);
+            ScaleBlock(source, Scalar.Broadcast(scale[c]), destination, p, pixels);
+        }
+    }
+
+    private static int ScaleBlock<TVec>(float* input, TVec scale, float* output, int p, int end) where TVec : struct, IFloatVector<TVec>
+    {
+        for (; p + TVec.Count <= end; p += TVec.Count) (TVec.Load(input + p) * scale).Store(output + p);
+        return p;
+    }
+
+    /// <summary>HWC to CHW for channels [channelStart, channelEnd): <c>output[c, p] = input[p, c]</c>.</summary>
+    public static void TransposeHwcToChw(float* input, float* output, int channels, int pixels, int channelStart, int channelEnd)
+    {
+        for (int c = channelStart; c < channelEnd; c++)
+        {
+            float* destination = output + (long)c * pixels;
+            for (int p = 0; p < pixels; p++) destination[p] = input[(long)p * channels + c];
+        }
+    }
+}

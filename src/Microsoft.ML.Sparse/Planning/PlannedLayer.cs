@@ -1,0 +1,238 @@
+using Microsoft.ML.Sparse.Kernels;
+
+namespace Microsoft.ML.Sparse;
+
+/// <summary>
+/// One executable layer of a plan. Immutable once built; <see cref="Run"/> computes this layer's share
+/// (a part of the thread count), split only along dimensions that leave every output's summation order unchanged.
+/// </summary>
+internal abstract unsafe class PlannedLayer(string name, string kind, TensorHandle[] inputs, TensorHandle output)
+{
+    public string Name { get; } = name;
+    public string Kind { get; } = kind;
+    public TensorHandle[] Inputs { get; } = inputs;
+    public TensorHandle Output { get; } = output;
+
+    /// <summary>Per-thread scratch floats this layer needs.</summary>
+    public virtual int ScratchFloats => 0;
+    public virtual float Sparsity => 0f;
+    public virtual string KernelName => Kind;
+    public virtual long DenseMacs => 0;
+    public virtual long ExecutedMacs => DenseMacs;
+
+    /// <summary>Returns the layer to execute under <paramref name="options"/> (converts weights where the kernel needs another format).</summary>
+    public virtual PlannedLayer Prepare(SparseNetworkOptions options) => this;
+
+    /// <summary>Runs part <paramref name="part"/> of <paramref name="parts"/>; <paramref name="tensors"/> maps tensor ids to their buffers.</summary>
+    public abstract void Run<TVec>(float** tensors, float* scratch, int part, int parts) where TVec : struct, IFloatVector<TVec>;
+
+    protected float* InputOf(float** tensors, int index = 0) => tensors[Inputs[index].Id];
+    protected float* OutputOf(float** tensors) => tensors[Output.Id];
+
+    /// <summary>Fraction of exact zeros.</summary>
+    protected static float ZeroFraction(float[] weights) => weights.Length == 0 ? 0f : (float)weights.Count(w => w == 0f) / weights.Length;
+
+    /// <summary>Copies weights into a pinned array (kernels take raw pointers to it for the network's lifetime).</summary>
+    public static float[] Pin(ReadOnlySpan<float> values)
+    {
+        float[] pinned = GC.AllocateArray<float>(values.Length, pinned: true);
+        values.CopyTo(pinned);
+        return pinned;
+    }
+
+    protected static float* Address(float[] pinned) => (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(pinned));
+}
+
+/// <summary>Splits work between threads at aligned boundaries, so a unit (e.g. a block of channels) is never divided.</summary>
+internal static class WorkSplit
+{
+    /// <summary>Part <paramref name="part"/> of <paramref name="parts"/> of [0, total), boundaries at multiples of <paramref name="align"/>.</summary>
+    public static (int Start, int End) Range(int total, int part, int parts, int align = 1)
+    {
+        int units = (total + align - 1) / align;
+        int start = (int)((long)units * part / parts) * align, end = (int)((long)units * (part + 1) / parts) * align;
+        return (Math.Min(start, total), Math.Min(end, total));
+    }
+}
+
+internal sealed unsafe class TransposeLayer(string name, TensorHandle input, TensorHandle output)
+    : PlannedLayer(name, "TransposeHwcToChw", [input], output)
+{
+    public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
+    {
+        (int start, int end) = WorkSplit.Range(Output.Channels, part, parts);
+        ElementwiseKernels.TransposeHwcToChw(InputOf(tensors), OutputOf(tensors), Output.Channels, Output.Height * Output.Width, start, end);
+    }
+}
+
+internal sealed unsafe class ConvLayer(string name, TensorHandle input, TensorHandle output, float[] weights, float[] bias, ConvGeometry geometry, Activation activation)
+    : PlannedLayer(name, "Conv", [input], output)
+{
+    private readonly float* _weights = Address(weights), _bias = Address(bias);
+    private readonly ConvGeometry _geometry = geometry;
+    private readonly Activation _activation = activation;
+    private readonly float _sparsity = ZeroFraction(weights);
+
+    public override int ScratchFloats => DirectConvKernel.ScratchFloats(_geometry, Inputs[0].Channels);
+    public override float Sparsity => _sparsity;
+    public override string KernelName => $"direct {_geometry.KernelHeight}x{_geometry.KernelWidth} s{_geometry.StrideHeight}x{_geometry.StrideWidth}";
+    public override long DenseMacs => (long)Output.Length * Inputs[0].Channels * _geometry.Taps;
+
+    public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
+    {
+        (int start, int end) = WorkSplit.Range(Output.Channels, part, parts, 4);
+        if (start < end)
+            DirectConvKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), _weights, _bias, _geometry, Inputs[0].Channels, start, end, _activation, scratch);
+    }
+}
+
+internal sealed unsafe class DepthwiseLayer(string name, TensorHandle input, TensorHandle output, float[] weights, float[] bias, ConvGeometry geometry, Activation activation)
+    : PlannedLayer(name, "Depthwise", [input], output)
+{
+    private readonly float* _weights = Address(weights), _bias = Address(bias);
+    private readonly ConvGeometry _geometry = geometry;
+    private readonly Activation _activation = activation;
+    private readonly float _sparsity = ZeroFraction(weights);
+
+    public override int ScratchFloats => DepthwiseConvKernel.ScratchFloats(_geometry);
+    public override float Sparsity => _sparsity;
+    public override string KernelName => $"depthwise {_geometry.KernelHeight}x{_geometry.KernelWidth} s{_geometry.StrideHeight}x{_geometry.StrideWidth}";
+    public override long DenseMacs => (long)Output.Length * _geometry.Taps;
+
+    public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
+    {
+        (int start, int end) = WorkSplit.Range(Output.Channels, part, parts);
+        DepthwiseConvKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), _weights, _bias, _geometry, start, end, _activation, scratch);
+    }
+}
+
+/// <summary>
+/// A 1x1 convolution as recorded by the builder (dense weights <c>[Cout, Cin]</c>); <see cref="Prepare"/> turns it into the SpMM
+/// layer, or into the GEMV layer when the tensor is a single pixel.
+/// </summary>
+internal sealed class PointwiseSpec(string name, TensorHandle input, TensorHandle output, float[] weights, float[] bias, Activation activation, TensorHandle? residual)
+    : PlannedLayer(name, "Pointwise", residual is { } r ? [input, r] : [input], output)
+{
+    public override PlannedLayer Prepare(SparseNetworkOptions options) =>
+        Output.Height * Output.Width == 1
+            ? new FullyConnectedLayer(Name, Kind, Inputs, Output, weights, bias, activation)
+            : new PointwiseLayer(Name, Inputs, Output, Formats.PointwiseWeights.Create(weights, bias, Output.Channels, Inputs[0].Channels, options.SparseThreshold),
+                activation, SimdSupport.Resolve(options.MaxSimdWidth));
+
+    public override unsafe void Run<TVec>(float** tensors, float* scratch, int part, int parts) =>
+        throw new InvalidOperationException($"Layer '{Name}' was not prepared.");
+}
+
+internal sealed unsafe class PointwiseLayer(string name, TensorHandle[] inputs, TensorHandle output, Formats.PointwiseWeights weights, Activation activation, SimdWidth width)
+    : PlannedLayer(name, "Pointwise", inputs, output)
+{
+    /// <summary>Pixel tiles are split at multiples of this, so every pixel sees the same tile position with any thread count.</summary>
+    private const int PixelAlign = 64;
+    private readonly Activation _activation = activation;
+
+    public override float Sparsity => weights.Sparsity;
+    public override string KernelName => weights.KernelName;
+    public override long DenseMacs => (long)Output.Length * Inputs[0].Channels;
+    public override long ExecutedMacs => weights.MacsPerPixel * Output.Height * Output.Width;
+
+    public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
+    {
+        int pixels = Output.Height * Output.Width;
+        float* residual = Inputs.Length > 1 ? InputOf(tensors, 1) : null;
+        int pixelStart = 0, pixelEnd = pixels, channelStart = 0, channelEnd = Output.Channels;
+        // Enough pixel tiles for every thread: split pixels; small late layers (14x14, 7x7): split output channels.
+        if (pixels >= 4 * PixelAlign * parts) (pixelStart, pixelEnd) = WorkSplit.Range(pixels, part, parts, PixelAlign);
+        else (channelStart, channelEnd) = WorkSplit.Range(Output.Channels, part, parts, weights.ChannelGranularity);
+        if (pixelStart < pixelEnd && channelStart < channelEnd)
+            PointwiseKernel.Run(weights, InputOf(tensors), OutputOf(tensors), residual, pixels, pixelStart, pixelEnd - pixelStart,
+                channelStart, channelEnd, _activation, width);
+    }
+}
+
+/// <summary>GEMV over one pixel: a fully connected layer, or a 1x1 convolution on <c>[C,1,1]</c> (with optional residual).</summary>
+internal sealed unsafe class FullyConnectedLayer : PlannedLayer
+{
+    private readonly float[] _transposed, _bias;
+    private readonly Activation _activation;
+    private readonly float _sparsity;
+
+    public FullyConnectedLayer(string name, string kind, TensorHandle[] inputs, TensorHandle output, float[] weights, float[] bias, Activation activation)
+        : base(name, kind, inputs, output)
+    {
+        _transposed = FullyConnectedKernel.Transpose(weights, output.Channels, inputs[0].Length);
+        _bias = bias;
+        _activation = activation;
+        _sparsity = ZeroFraction(weights);
+    }
+
+    public override float Sparsity => _sparsity;
+    public override string KernelName => "dense GEMV";
+    public override long DenseMacs => (long)Output.Channels * Inputs[0].Length;
+
+    public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
+    {
+        (int start, int end) = WorkSplit.Range(Output.Channels, part, parts, 16);
+        float* residual = Inputs.Length > 1 ? InputOf(tensors, 1) : null;
+        FullyConnectedKernel.Run<TVec>(InputOf(tensors), Address(_transposed), Address(_bias), residual, OutputOf(tensors),
+            Inputs[0].Length, Output.Channels, start, end, _activation);
+    }
+}
+
+internal sealed unsafe class GlobalAveragePoolLayer(string name, TensorHandle input, TensorHandle output)
+    : PlannedLayer(name, "GlobalAveragePool", [input], output)
+{
+    public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
+    {
+        (int start, int end) = WorkSplit.Range(Output.Channels, part, parts);
+        PoolingKernel.GlobalAverage<TVec>(InputOf(tensors), OutputOf(tensors), Inputs[0].Height * Inputs[0].Width, start, end);
+    }
+}
+
+/// <summary>Same-shape add or multiply with a fused activation, split over elements.</summary>
+internal sealed unsafe class BinaryLayer<TOperation>(string name, string kind, TensorHandle a, TensorHandle b, TensorHandle output, Activation activation)
+    : PlannedLayer(name, kind, [a, b], output) where TOperation : struct, IBinaryOperation
+{
+    private readonly Activation _activation = activation;
+
+    public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
+    {
+        (int start, int end) = WorkSplit.Range(Output.Length, part, parts, 16);
+        ElementwiseKernels.Binary<TVec, TOperation>(InputOf(tensors), InputOf(tensors, 1), OutputOf(tensors), start, end, _activation);
+    }
+}
+
+internal sealed unsafe class ScaleChannelsLayer(string name, TensorHandle input, TensorHandle scale, TensorHandle output)
+    : PlannedLayer(name, "Multiply", [input, scale], output)
+{
+    public override string KernelName => "per-channel scale";
+
+    public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
+    {
+        (int start, int end) = WorkSplit.Range(Output.Channels, part, parts);
+        ElementwiseKernels.ScaleChannels<TVec>(InputOf(tensors), InputOf(tensors, 1), OutputOf(tensors), Output.Height * Output.Width, start, end);
+    }
+}
+
+internal sealed unsafe class ActivationLayer(string name, TensorHandle input, TensorHandle output, Activation activation)
+    : PlannedLayer(name, "Activation", [input], output)
+{
+    private readonly Activation _activation = activation;
+
+    public override string KernelName => _activation.ToString();
+
+    public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
+    {
+        (int start, int end) = WorkSplit.Range(Output.Length, part, parts, 16);
+        ElementwiseKernels.Activate<TVec>(InputOf(tensors), OutputOf(tensors), start, end, _activation);
+    }
+}
+
+internal sealed unsafe class SoftmaxLayer(string name, TensorHandle input, TensorHandle output)
+    : PlannedLayer(name, "Softmax", [input], output)
+{
+    public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
+    {
+        // A single reduction over ~1000 values: not worth splitting.
+        if (part == 0) SoftmaxKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), Output.Length);
+    }
+}

@@ -1,0 +1,268 @@
+using Microsoft.ML.Sparse.Formats;
+using Microsoft.ML.Sparse.Kernels;
+
+namespace Microsoft.ML.Sparse.Tests.Kernels;
+
+public class PointwiseKernelTests
+{
+    /// <summary>Forces the SpMM path (any sparsity is at least 0) or the dense path (no sparsity reaches 2).</summary>
+    public const float ForceSparse = 0f, ForceDense = 2f;
+
+    public static TheoryData<SimdWidth, bool> WidthsAndPaths()
+    {
+        var data = new TheoryData<SimdWidth, bool>();
+        foreach (var width in SimdSupport.Available)
+        {
+            data.Add(width, true);
+            data.Add(width, false);
+        }
+        return data;
+    }
+
+    public static TheoryData<SimdWidth> Widths() => new(SimdSupport.Available);
+
+    [Theory]
+    [MemberData(nameof(WidthsAndPaths))]
+    public void MatchesReferenceOverShapesAndSparsities(SimdWidth width, bool sparse)
+    {
+        var random = new Random(1);
+        foreach (int outChannels in new[] { 1, 3, 5, 7, 9, 17 })
+            foreach (int inChannels in new[] { 1, 3, 8, 19 })
+                foreach (int pixels in new[] { 1, 2, 3, 7, 13, 49, 67 })
+                    foreach (float sparsity in new[] { 0f, 0.5f, 0.9f, 0.99f, 1f })
+                    {
+                        var layer = PointwiseLayer.Random(random, outChannels, inChannels, sparsity);
+                        layer.CheckFullRange(random, pixels, sparse ? ForceSparse : ForceDense, width, Activation.Relu6, withResidual: pixels % 2 == 1);
+                    }
+    }
+
+    [Theory]
+    [MemberData(nameof(WidthsAndPaths))]
+    public void EveryPixelRemainderOfTheTileIsCorrect(SimdWidth width, bool sparse)
+    {
+        var random = new Random(2);
+        var layer = PointwiseLayer.Random(random, 9, 13, 0.5f);
+        int widestTile = 4 * 16;
+        for (int pixels = 1; pixels <= 2 * widestTile + 1; pixels++)
+            layer.CheckFullRange(random, pixels, sparse ? ForceSparse : ForceDense, width, Activation.None, withResidual: true);
+    }
+
+    [Theory]
+    [MemberData(nameof(WidthsAndPaths))]
+    public void LargerLayersMatchReference(SimdWidth width, bool sparse)
+    {
+        var random = new Random(3);
+        foreach (var (outChannels, inChannels, pixels) in new[] { (64, 32, 196), (40, 256, 100), (24, 96, 49) })
+            foreach (float sparsity in new[] { 0f, 0.7f, 0.9f })
+            {
+                var layer = PointwiseLayer.Random(random, outChannels, inChannels, sparsity);
+                layer.CheckFullRange(random, pixels, sparse ? ForceSparse : ForceDense, width, Activation.Relu, withResidual: false);
+            }
+    }
+
+    [Theory]
+    [MemberData(nameof(WidthsAndPaths))]
+    public void EveryActivationWithAndWithoutResidual(SimdWidth width, bool sparse)
+    {
+        var random = new Random(4);
+        var activations = new[]
+        {
+            Activation.None, Activation.Relu, Activation.Relu6, Activation.Clip(-0.5f, 0.25f), Activation.HardSigmoid(),
+            Activation.HardSigmoid(0.3f, 0.4f), Activation.HardSwish, Activation.Sigmoid, Activation.Swish,
+        };
+        Assert.Equal(Enum.GetValues<ActivationKind>().Length, activations.Select(a => a.Kind).Distinct().Count());
+        var layer = PointwiseLayer.Random(random, 11, 20, 0.6f);
+        foreach (var activation in activations)
+            foreach (bool withResidual in new[] { false, true })
+                layer.CheckFullRange(random, 83, sparse ? ForceSparse : ForceDense, width, activation, withResidual);
+    }
+
+    [Theory]
+    [MemberData(nameof(WidthsAndPaths))]
+    public void SubRangesWriteOnlyTheirPixelsAndChannels(SimdWidth width, bool sparse)
+    {
+        var random = new Random(5);
+        foreach (int blockWidth in new[] { 4, 2, 1 })
+        {
+            // Block-structured weights so the sparse path chooses each block width; 23 channels leave a remainder.
+            var layer = PointwiseLayer.BlockStructured(random, 23, 30, blockWidth, 0.7f);
+            using var weights = layer.Prepare(sparse ? ForceSparse : ForceDense);
+            int granularity = weights.ChannelGranularity;
+            for (int trial = 0; trial < 40; trial++)
+            {
+                int pixelStride = random.Next(1, 150);
+                int pixelStart = random.Next(pixelStride);
+                int pixelCount = random.Next(pixelStride - pixelStart + 1);
+                int blocks = (23 + granularity - 1) / granularity;
+                int channelStart = random.Next(blocks) * granularity;
+                int channelEnd = Math.Min(23, channelStart + random.Next(blocks + 1) * granularity);
+                layer.Check(random, weights, pixelStride, pixelStart, pixelCount, channelStart, Math.Max(channelStart, channelEnd),
+                    width, Activation.Relu, withResidual: trial % 2 == 0);
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void EmptyRowsProduceActivationOfBiasPlusResidual(SimdWidth width)
+    {
+        var random = new Random(6);
+        var layer = PointwiseLayer.Random(random, 10, 16, 0.5f);
+        foreach (int emptyChannel in new[] { 0, 3, 4, 9 })
+            Array.Clear(layer.Weights, emptyChannel * 16, 16);
+        foreach (var activation in new[] { Activation.None, Activation.Sigmoid })
+            layer.CheckFullRange(random, 37, ForceSparse, width, activation, withResidual: true);
+    }
+
+    [Theory]
+    [MemberData(nameof(Widths))]
+    public void ChosenBlockWidthsComputeCorrectly(SimdWidth width)
+    {
+        var random = new Random(7);
+        foreach (int blockWidth in new[] { 4, 2, 1 })
+            foreach (int outChannels in new[] { 1, 3, 5, 7, 9, 17 })
+            {
+                var layer = PointwiseLayer.BlockStructured(random, outChannels, 24, blockWidth, 0.8f);
+                layer.CheckFullRange(random, 70, ForceSparse, width, Activation.None, withResidual: false);
+            }
+    }
+
+    [Fact]
+    public void InvalidRangesAreRejected()
+    {
+        var layer = PointwiseLayer.BlockStructured(new Random(8), 12, 8, 4, 0.5f);
+        using var weights = layer.Prepare(ForceSparse);
+        Assert.Equal(4, weights.ChannelGranularity);
+        Assert.Throws<ArgumentOutOfRangeException>(() => Run(weights, 10, 0, 10, 2, 12));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Run(weights, 10, 0, 10, 0, 6));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Run(weights, 10, 0, 10, 0, 13));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Run(weights, 10, 5, 6, 0, 12));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Run(weights, 10, -1, 3, 0, 12));
+    }
+
+    private static unsafe void Run(PointwiseWeights weights, int pixelStride, int pixelStart, int pixelCount, int channelStart, int channelEnd)
+    {
+        var input = new float[weights.InChannels * pixelStride];
+        var output = new float[weights.OutChannels * pixelStride];
+        fixed (float* inputPointer = input, outputPointer = output)
+            PointwiseKernel.Run(weights, inputPointer, outputPointer, null, pixelStride, pixelStart, pixelCount, channelStart, channelEnd,
+                Activation.None, SimdWidth.Auto);
+    }
+}
+
+/// <summary>A random 1x1 layer and the plain scalar reference every test compares the kernels against.</summary>
+internal sealed class PointwiseLayer(float[] weights, float[] bias, int outChannels, int inChannels)
+{
+    private const float Sentinel = -12345.5f;
+
+    public float[] Weights { get; } = weights;
+    public float[] Bias { get; } = bias;
+    public int OutChannels { get; } = outChannels;
+    public int InChannels { get; } = inChannels;
+
+    /// <summary>Uniform weights in [-1, 1] with each one zero with probability <paramref name="sparsity"/>.</summary>
+    public static PointwiseLayer Random(Random random, int outChannels, int inChannels, float sparsity)
+    {
+        var weights = new float[outChannels * inChannels];
+        for (int i = 0; i < weights.Length; i++)
+            weights[i] = random.NextSingle() < sparsity ? 0f : NonZero(random);
+        return new PointwiseLayer(weights, RandomValues(random, outChannels), outChannels, inChannels);
+    }
+
+    /// <summary>Weights whose channels, in aligned groups of <paramref name="blockWidth"/>, share the same nonzero inputs.</summary>
+    public static PointwiseLayer BlockStructured(Random random, int outChannels, int inChannels, int blockWidth, float sparsity)
+    {
+        var weights = new float[outChannels * inChannels];
+        for (int first = 0; first < outChannels; first += blockWidth)
+            for (int k = 0; k < inChannels; k++)
+            {
+                if (random.NextSingle() < sparsity) continue;
+                for (int c = first; c < Math.Min(outChannels, first + blockWidth); c++)
+                    weights[c * inChannels + k] = NonZero(random);
+            }
+        return new PointwiseLayer(weights, RandomValues(random, outChannels), outChannels, inChannels);
+    }
+
+    public PointwiseWeights Prepare(float sparseThreshold) =>
+        PointwiseWeights.Create(Weights, Bias, OutChannels, InChannels, sparseThreshold);
+
+    public void CheckFullRange(Random random, int pixels, float sparseThreshold, SimdWidth width, in Activation activation, bool withResidual)
+    {
+        using var weights = Prepare(sparseThreshold);
+        Check(random, weights, pixels, 0, pixels, 0, OutChannels, width, activation, withResidual);
+    }
+
+    /// <summary>
+    /// Runs the kernel on fresh random activations and compares with <see cref="Reference"/>; input and residual outside the
+    /// range are NaN (so reading them would show) and the output outside it must keep its sentinel.
+    /// </summary>
+    public unsafe void Check(Random random, PointwiseWeights weights, int pixelStride, int pixelStart, int pixelCount,
+        int channelStart, int channelEnd, SimdWidth width, in Activation activation, bool withResidual)
+    {
+        var input = RandomValues(random, InChannels * pixelStride);
+        var residual = withResidual ? RandomValues(random, OutChannels * pixelStride) : null;
+        for (int k = 0; k < InChannels; k++)
+            for (int p = 0; p < pixelStride; p++)
+                if (p < pixelStart || p >= pixelStart + pixelCount) input[k * pixelStride + p] = float.NaN;
+        if (residual != null)
+            for (int i = 0; i < residual.Length; i++)
+                if (!InRange(i, pixelStride, pixelStart, pixelCount, channelStart, channelEnd)) residual[i] = float.NaN;
+
+        const int guard = 64;
+        var output = new float[OutChannels * pixelStride + 2 * guard];
+        Array.Fill(output, Sentinel);
+        fixed (float* inputPointer = input, outputPointer = output, residualPointer = residual)
+            PointwiseKernel.Run(weights, inputPointer, outputPointer + guard, residualPointer, pixelStride, pixelStart, pixelCount,
+                channelStart, channelEnd, activation, width);
+
+        var expected = Reference(input, residual, pixelStride, pixelStart, pixelCount, channelStart, channelEnd, activation);
+        float scale = Math.Max(1e-20f, expected.Max(MathF.Abs));
+        string what = $"{weights.KernelName} {OutChannels}x{InChannels}, pixels [{pixelStart}, +{pixelCount}) of {pixelStride}, " +
+            $"channels [{channelStart}, {channelEnd}), {width}, {activation}, residual {withResidual}";
+        for (int i = 0; i < output.Length; i++)
+        {
+            int index = i - guard;
+            if (index >= 0 && index < OutChannels * pixelStride && InRange(index, pixelStride, pixelStart, pixelCount, channelStart, channelEnd))
+            {
+                float error = MathF.Abs(output[i] - expected[index]) / scale;
+                Assert.True(error <= 1e-5f, $"{what}: element {index} is {output[i]}, expected {expected[index]} (relative error {error}).");
+            }
+            else
+            {
+                Assert.True(output[i] == Sentinel, $"{what}: wrote element {index} outside the range.");
+            }
+        }
+    }
+
+    /// <summary>The plain triple loop, accumulating in double; zero outside the range.</summary>
+    public float[] Reference(float[] input, float[]? residual, int pixelStride, int pixelStart, int pixelCount,
+        int channelStart, int channelEnd, in Activation activation)
+    {
+        var output = new float[OutChannels * pixelStride];
+        for (int c = channelStart; c < channelEnd; c++)
+            for (int p = pixelStart; p < pixelStart + pixelCount; p++)
+            {
+                double sum = Bias[c];
+                for (int k = 0; k < InChannels; k++)
+                    sum += (double)Weights[c * InChannels + k] * input[k * pixelStride + p];
+                if (residual != null) sum += residual[c * pixelStride + p];
+                output[c * pixelStride + p] = activation.Apply((float)sum);
+            }
+        return output;
+    }
+
+    private static bool InRange(int index, int pixelStride, int pixelStart, int pixelCount, int channelStart, int channelEnd)
+    {
+        int c = index / pixelStride, p = index % pixelStride;
+        return c >= channelStart && c < channelEnd && p >= pixelStart && p < pixelStart + pixelCount;
+    }
+
+    private static float NonZero(Random random) => random.NextSingle() < 0.5f ? -0.05f - random.NextSingle() : 0.05f + random.NextSingle();
+
+    private static float[] RandomValues(Random random, int count)
+    {
+        var values = new float[count];
+        for (int i = 0; i < count; i++) values[i] = random.NextSingle() * 2f - 1f;
+        return values;
+    }
+}

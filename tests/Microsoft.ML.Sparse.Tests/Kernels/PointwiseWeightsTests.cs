@@ -1,0 +1,119 @@
+using Microsoft.ML.Sparse.Formats;
+
+namespace Microsoft.ML.Sparse.Tests.Kernels;
+
+public class PointwiseWeightsTests
+{
+    [Theory]
+    [InlineData(1, 1, 0f)]
+    [InlineData(7, 5, 0.5f)]
+    [InlineData(17, 19, 0.9f)]
+    [InlineData(64, 48, 0.99f)]
+    [InlineData(9, 3, 1f)]
+    public void RoundTripsToDenseWithCounts(int outChannels, int inChannels, float sparsity)
+    {
+        var layer = PointwiseLayer.Random(new Random(outChannels * 31 + inChannels), outChannels, inChannels, sparsity);
+        long nonZeros = layer.Weights.Count(w => w != 0f);
+        foreach (float threshold in new[] { PointwiseKernelTests.ForceSparse, PointwiseKernelTests.ForceDense })
+        {
+            using var weights = layer.Prepare(threshold);
+            var dense = new float[outChannels * inChannels];
+            weights.ToDense(dense);
+            Assert.Equal(layer.Weights, dense);
+            Assert.Equal(outChannels, weights.OutChannels);
+            Assert.Equal(inChannels, weights.InChannels);
+            Assert.Equal(nonZeros, weights.NonZeroCount);
+            Assert.Equal(1f - (float)nonZeros / (outChannels * inChannels), weights.Sparsity, 1e-6f);
+            Assert.Equal(threshold == PointwiseKernelTests.ForceSparse, weights.IsSparse);
+            Assert.Equal(weights.StoredValueCount, weights.MacsPerPixel);
+            if (weights.IsSparse)
+            {
+                // Explicit zeros inside blocks cost at most 1 / MinimumBlockFill extra.
+                Assert.InRange(weights.StoredValueCount, nonZeros, (long)Math.Ceiling(nonZeros / PointwiseWeights.MinimumBlockFill));
+                Assert.StartsWith("SpMM block", weights.KernelName);
+            }
+            else
+            {
+                Assert.Equal((long)outChannels * inChannels, weights.StoredValueCount);
+                Assert.Equal(PointwiseWeights.DenseBlockWidth, weights.BlockWidth);
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(4)]
+    [InlineData(2)]
+    [InlineData(1)]
+    public void ChoosesTheBlockWidthOfTheZeroPattern(int blockWidth)
+    {
+        foreach (int outChannels in new[] { 32, 35, 37 })
+        {
+            var layer = PointwiseLayer.BlockStructured(new Random(blockWidth * 100 + outChannels), outChannels, 64, blockWidth, 0.75f);
+            Assert.Equal(blockWidth, PointwiseWeights.ChooseBlockWidth(layer.Weights, outChannels, 64));
+            using var weights = layer.Prepare(0.5f);
+            Assert.True(weights.IsSparse);
+            Assert.Equal(blockWidth, weights.BlockWidth);
+            Assert.Equal(blockWidth, weights.ChannelGranularity);
+            Assert.Equal(weights.NonZeroCount, weights.StoredValueCount);
+            Assert.Equal($"SpMM block {blockWidth}", weights.KernelName);
+        }
+    }
+
+    [Fact]
+    public void NearlyFullBlocksAreTakenAndSparseOnesAreNot()
+    {
+        // Blocks of 4 sharing their rows, then one weight in 20 zeroed: 95% full, still block 4.
+        var random = new Random(11);
+        var layer = PointwiseLayer.BlockStructured(random, 16, 200, 4, 0.5f);
+        int knocked = 0;
+        for (int i = 0; i < layer.Weights.Length; i++)
+            if (layer.Weights[i] != 0f && knocked++ % 20 == 0) layer.Weights[i] = 0f;
+        Assert.Equal(4, PointwiseWeights.ChooseBlockWidth(layer.Weights, 16, 200));
+
+        // Unstructured 90% sparsity: blocks of 2 or 4 would be mostly explicit zeros.
+        var unstructured = PointwiseLayer.Random(random, 64, 200, 0.9f);
+        Assert.Equal(1, PointwiseWeights.ChooseBlockWidth(unstructured.Weights, 64, 200));
+    }
+
+    [Fact]
+    public void BlockLayoutCoversEveryChannelOnce()
+    {
+        foreach (int width in new[] { 4, 2, 1 })
+            foreach (int outChannels in new[] { 1, 3, 5, 7, 9, 17 })
+            {
+                var layout = PointwiseWeights.BlockLayout(outChannels, width).ToArray();
+                int next = 0;
+                foreach (var (first, blockWidth) in layout)
+                {
+                    Assert.Equal(next, first);
+                    Assert.True(blockWidth <= width);
+                    if (first < outChannels / width * width) Assert.Equal(width, blockWidth);
+                    next += blockWidth;
+                }
+                Assert.Equal(outChannels, next);
+            }
+    }
+
+    [Theory]
+    [InlineData(0.5f, 0.49f, true)]
+    [InlineData(0.5f, 0.5f, true)]
+    [InlineData(0.5f, 0.51f, false)]
+    public void SparseThresholdDecidesThePath(float sparsity, float threshold, bool expectSparse)
+    {
+        var weights = new float[100];
+        for (int i = 0; i < weights.Length; i++) weights[i] = i < sparsity * weights.Length ? 0f : 1f + i;
+        using var prepared = PointwiseWeights.Create(weights, [], 10, 10, threshold);
+        Assert.Equal(expectSparse, prepared.IsSparse);
+        Assert.Equal(sparsity, prepared.Sparsity, 1e-6f);
+    }
+
+    [Fact]
+    public void WrongSizesAreRejected()
+    {
+        Assert.Throws<ArgumentException>(() => PointwiseWeights.Create(new float[11], [], 3, 4, 0.5f));
+        Assert.Throws<ArgumentException>(() => PointwiseWeights.Create(new float[12], new float[2], 3, 4, 0.5f));
+        Assert.Throws<ArgumentOutOfRangeException>(() => PointwiseWeights.Create([], [], 0, 4, 0.5f));
+        using var weights = PointwiseWeights.Create(new float[12], [], 3, 4, 0.5f);
+        Assert.Throws<ArgumentException>(() => weights.ToDense(new float[11]));
+    }
+}
