@@ -41,8 +41,9 @@ internal static class MLNetTestData
     public static IDataView LoadPixels(MLContext mlContext, float[][] images, string columnName = "input", DataViewType? type = null)
     {
         var schema = SchemaDefinition.Create(typeof(PixelRow));
-        schema[nameof(PixelRow.Pixels)].ColumnName = columnName;
-        schema[nameof(PixelRow.Pixels)].ColumnType = type ?? new VectorDataViewType(NumberDataViewType.Single, 3, Resolution, Resolution);
+        var pixels = schema[nameof(PixelRow.Pixels)];
+        pixels.ColumnType = type ?? new VectorDataViewType(NumberDataViewType.Single, 3, Resolution, Resolution);
+        pixels.ColumnName = columnName;
         var rows = images.Select((pixels, i) => new PixelRow { Id = i, Pixels = pixels });
         return mlContext.Data.LoadFromEnumerable(rows, schema);
     }
