@@ -50,7 +50,9 @@ public static class SparseMobileNetCatalog
     {
         ArgumentNullException.ThrowIfNull(catalog);
         ArgumentNullException.ThrowIfNull(options);
-        var transformer = new SparseMobileNetTransformer(ReadModel(options), options.InputColumnName, options.OutputColumnName,
+        // The catalog's environment (internal to ML.NET) hosts the transformer, as it does ML.NET's own transforms.
+        var environment = ((Microsoft.ML.Data.IInternalCatalog)catalog).Environment;
+        var transformer = new SparseMobileNetTransformer(environment, ReadModel(options), options.InputColumnName, options.OutputColumnName,
             options.InputTensorName, options.OutputTensorName, options.ThreadsPerRow, options.SparseThreshold, options.InputShape);
         return new SparseMobileNetEstimator(transformer);
     }

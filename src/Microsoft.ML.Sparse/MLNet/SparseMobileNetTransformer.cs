@@ -30,10 +30,11 @@ public sealed class SparseMobileNetTransformer : ITransformer
     // keep reading the old ones for as long as they are listed in VerWeCanReadBack.
     private const uint FormatVersion1 = 0x00010001;
 
+    private readonly IHost _host;
     private readonly byte[] _onnxModel;
     private readonly IReadOnlyList<int>? _inputShapeOverride;
 
-    internal SparseMobileNetTransformer(ReadOnlyMemory<byte> onnxModel, string? inputColumnName, string? outputColumnName,
+    internal SparseMobileNetTransformer(IHostEnvironment environment, ReadOnlyMemory<byte> onnxModel, string? inputColumnName, string? outputColumnName,
         string? inputTensorName, string? outputTensorName, int threadsPerRow, float sparseThreshold, IReadOnlyList<int>? inputShape)
     {
         if (threadsPerRow < 1)
@@ -41,6 +42,7 @@ public sealed class SparseMobileNetTransformer : ITransformer
         if (onnxModel.IsEmpty)
             throw new ArgumentException("The ONNX model is empty.", nameof(onnxModel));
 
+        _host = environment.Register(nameof(SparseMobileNetTransformer));
         _onnxModel = onnxModel.ToArray();
         _inputShapeOverride = inputShape?.ToArray();
         ThreadsPerRow = threadsPerRow;
@@ -97,7 +99,7 @@ public sealed class SparseMobileNetTransformer : ITransformer
     public IDataView Transform(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        return new SparseMobileNetDataView(this, input, GetOutputSchema(input.Schema));
+        return new SparseMobileNetDataView(this, input, GetOutputSchema(input.Schema), _host);
     }
 
     /// <summary>A mapper scoring single rows (used by <see cref="PredictionEngine{TSrc, TDst}"/>).</summary>
@@ -171,6 +173,7 @@ public sealed class SparseMobileNetTransformer : ITransformer
     // Found by ML.NET's ComponentCatalog through the LoadableClass attribute above.
     private static SparseMobileNetTransformer Create(IHostEnvironment env, ModelLoadContext ctx)
     {
+        ArgumentNullException.ThrowIfNull(env);
         ArgumentNullException.ThrowIfNull(ctx);
         ctx.CheckAtModel(GetVersionInfo());
         string inputColumn = ctx.LoadNonEmptyString();
@@ -186,6 +189,6 @@ public sealed class SparseMobileNetTransformer : ITransformer
         byte[] onnx = reader.ReadBytes(length);
         if (length <= 0 || onnx.Length != length)
             throw new InvalidDataException($"Corrupt SparseMobileNet model: ONNX model of {onnx.Length} bytes, header says {length}.");
-        return new SparseMobileNetTransformer(onnx, inputColumn, outputColumn, null, null, threadsPerRow, sparseThreshold, inputShape);
+        return new SparseMobileNetTransformer(env, onnx, inputColumn, outputColumn, null, null, threadsPerRow, sparseThreshold, inputShape);
     }
 }
