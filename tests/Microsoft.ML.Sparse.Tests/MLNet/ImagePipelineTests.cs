@@ -58,20 +58,13 @@ public class ImagePipelineTests
         for (int i = 0; i < s_images.Length; i++)
             Assert.Equal(expected[i], engine.Predict(new ImageInput { ImagePath = s_images[i] }).Output);
 
-        string zip = Path.Combine(Path.GetTempPath(), $"sparse-mlnet-{Guid.NewGuid():N}.zip");
-        try
-        {
-            _mlContext.Model.Save(model, images.Schema, zip);
-            var loadContext = new MLContext(seed: 2);
-            var loaded = loadContext.Model.Load(zip, out _);
-            Assert.Equal(expected, MLNetTestData.ReadVectors(loaded.Transform(images), "output"));
-            var loadedEngine = loadContext.Model.CreatePredictionEngine<ImageInput, ImageScores>(loaded);
-            Assert.Equal(expected[3], loadedEngine.Predict(new ImageInput { ImagePath = s_images[3] }).Output);
-        }
-        finally
-        {
-            File.Delete(zip);
-        }
+        using var zip = new MLNetTestData.TemporaryFile(".zip");
+        _mlContext.Model.Save(model, images.Schema, zip.Path);
+        var loadContext = new MLContext(seed: 2);
+        var loaded = loadContext.Model.Load(zip.Path, out _);
+        Assert.Equal(expected, MLNetTestData.ReadVectors(loaded.Transform(images), "output"));
+        var loadedEngine = loadContext.Model.CreatePredictionEngine<ImageInput, ImageScores>(loaded);
+        Assert.Equal(expected[3], loadedEngine.Predict(new ImageInput { ImagePath = s_images[3] }).Output);
     }
 
     /// <summary>

@@ -21,13 +21,22 @@ internal static class MLNetTestData
     /// <summary>A MobileNet v1 (width 0.25, 32x32, 10 classes, 80% sparse 1x1 weights) as ONNX bytes; graph names "input" and "output".</summary>
     public static byte[] TinyModel => s_tinyModel.Value;
 
-    /// <summary>Writes <see cref="TinyModel"/> to a new temporary file.</summary>
-    public static string WriteTinyModelFile()
+    /// <summary>A new temporary file path with the given extension, deleted on dispose; optionally written with <paramref name="content"/>.</summary>
+    public sealed class TemporaryFile : IDisposable
     {
-        string path = Path.Combine(Path.GetTempPath(), $"sparse-mlnet-{Guid.NewGuid():N}.onnx");
-        File.WriteAllBytes(path, TinyModel);
-        return path;
+        public TemporaryFile(string extension, byte[]? content = null)
+        {
+            Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"sparse-mlnet-{Guid.NewGuid():N}{extension}");
+            if (content is not null) File.WriteAllBytes(Path, content);
+        }
+
+        public string Path { get; }
+
+        public void Dispose() => File.Delete(Path);
     }
+
+    /// <summary><see cref="TinyModel"/> in a temporary .onnx file.</summary>
+    public static TemporaryFile TinyModelFile() => new(".onnx", TinyModel);
 
     public static float[][] RandomImages(int count, int seed, int length = InputLength)
     {

@@ -17,40 +17,32 @@ public class SparseMobileNetSaveLoadTests
         var mlContext = new MLContext(seed: 1);
         float[][] images = RandomImages(4, seed: 21);
         var data = LoadPixels(mlContext, images, columnName: "pixels");
-        string modelFile = WriteTinyModelFile();
-        string zip = Path.Combine(Path.GetTempPath(), $"sparse-mlnet-{Guid.NewGuid():N}.zip");
-        try
-        {
-            // A two-step chain: the sparse scorer between two ML.NET transforms.
-            var pipeline = mlContext.Transforms.CopyColumns("pixelsCopy", "pixels")
-                .Append(mlContext.Transforms.ScoreSparseMobileNet(new SparseMobileNetOptions
-                {
-                    ModelFile = modelFile, InputColumnName = "pixelsCopy", OutputColumnName = "scores",
-                    ThreadsPerRow = 2, SparseThreshold = 0.5f, InputShape = [1, 3, Resolution, Resolution],
-                }))
-                .Append(mlContext.Transforms.CopyColumns("scoresCopy", "scores"));
-            var model = pipeline.Fit(data);
-            float[][] before = ReadVectors(model.Transform(data), "scoresCopy");
-            mlContext.Model.Save(model, data.Schema, zip);
-            File.Delete(modelFile);
+        using var modelFile = TinyModelFile();
+        using var zip = new TemporaryFile(".zip");
+        // A three-step chain: the sparse scorer between two ML.NET transforms.
+        var pipeline = mlContext.Transforms.CopyColumns("pixelsCopy", "pixels")
+            .Append(mlContext.Transforms.ScoreSparseMobileNet(new SparseMobileNetOptions
+            {
+                ModelFile = modelFile.Path, InputColumnName = "pixelsCopy", OutputColumnName = "scores",
+                ThreadsPerRow = 2, SparseThreshold = 0.5f, InputShape = [1, 3, Resolution, Resolution],
+            }))
+            .Append(mlContext.Transforms.CopyColumns("scoresCopy", "scores"));
+        var model = pipeline.Fit(data);
+        float[][] before = ReadVectors(model.Transform(data), "scoresCopy");
+        mlContext.Model.Save(model, data.Schema, zip.Path);
+        modelFile.Dispose(); // deletes the ONNX file: the loaded pipeline must not need it
 
-            // A new context: its component catalog has never seen this assembly; the saved header names it.
-            var loadContext = new MLContext(seed: 2);
-            var loaded = loadContext.Model.Load(zip, out var inputSchema);
+        // A new context: its component catalog has never seen this assembly; the saved header names it.
+        var loadContext = new MLContext(seed: 2);
+        var loaded = loadContext.Model.Load(zip.Path, out var inputSchema);
 
-            float[][] after = ReadVectors(loaded.Transform(LoadPixels(loadContext, images, columnName: "pixels")), "scoresCopy");
-            Assert.Equal(before, after);
-            Assert.Equal(ScoreDirectly(SparseModel.Load(TinyModel, cancellationToken: TestContext.Current.CancellationToken), images), after);
-            Assert.Equal(data.Schema["pixels"].Type, inputSchema["pixels"].Type);
-            var scorer = Assert.Single(((TransformerChain<ITransformer>)loaded).OfType<SparseMobileNetTransformer>());
-            Assert.Equal(("pixelsCopy", "scores", 2, 0.5f), (scorer.InputColumnName, scorer.OutputColumnName, scorer.ThreadsPerRow, scorer.SparseThreshold));
-            Assert.Equal([3, Resolution, Resolution], scorer.Model.InputShape);
-        }
-        finally
-        {
-            File.Delete(modelFile);
-            File.Delete(zip);
-        }
+        float[][] after = ReadVectors(loaded.Transform(LoadPixels(loadContext, images, columnName: "pixels")), "scoresCopy");
+        Assert.Equal(before, after);
+        Assert.Equal(ScoreDirectly(SparseModel.Load(TinyModel, cancellationToken: TestContext.Current.CancellationToken), images), after);
+        Assert.Equal(data.Schema["pixels"].Type, inputSchema["pixels"].Type);
+        var scorer = Assert.Single(((TransformerChain<ITransformer>)loaded).OfType<SparseMobileNetTransformer>());
+        Assert.Equal(("pixelsCopy", "scores", 2, 0.5f), (scorer.InputColumnName, scorer.OutputColumnName, scorer.ThreadsPerRow, scorer.SparseThreshold));
+        Assert.Equal([3, Resolution, Resolution], scorer.Model.InputShape);
     }
 
     [Fact]

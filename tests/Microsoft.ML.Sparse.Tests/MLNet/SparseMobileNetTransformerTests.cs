@@ -66,19 +66,13 @@ public class SparseMobileNetTransformerTests
     [Fact]
     public void ModelFileOverloadNamesColumnsAfterTheGraph()
     {
-        string path = WriteTinyModelFile();
-        try
-        {
-            var estimator = _mlContext.Transforms.ScoreSparseMobileNet(path);
-            var transformer = estimator.Fit(LoadPixels(_mlContext, RandomImages(1, seed: 3)));
-            Assert.Equal("input", transformer.InputColumnName);
-            Assert.Equal("output", transformer.OutputColumnName);
-            Assert.Equal(1, transformer.ThreadsPerRow);
-        }
-        finally
-        {
-            File.Delete(path);
-        }
+        using var modelFile = TinyModelFile();
+
+        var transformer = _mlContext.Transforms.ScoreSparseMobileNet(modelFile.Path).Fit(LoadPixels(_mlContext, RandomImages(1, seed: 3)));
+
+        Assert.Equal("input", transformer.InputColumnName);
+        Assert.Equal("output", transformer.OutputColumnName);
+        Assert.Equal(1, transformer.ThreadsPerRow);
     }
 
     [Fact]
@@ -86,24 +80,18 @@ public class SparseMobileNetTransformerTests
     {
         float[][] images = RandomImages(2, seed: 4);
         var data = LoadPixels(_mlContext, images, columnName: "pixels");
-        string path = WriteTinyModelFile();
-        try
-        {
-            var named = _mlContext.Transforms.ScoreSparseMobileNet("scores", "pixels", path).Fit(data).Transform(data);
-            var arrays = _mlContext.Transforms.ScoreSparseMobileNet(["scores"], ["pixels"], path).Fit(data).Transform(data);
+        using var modelFile = TinyModelFile();
 
-            var expected = ScoreDirectly(SparseModel.Load(TinyModel, cancellationToken: TestContext.Current.CancellationToken), images);
-            Assert.Equal(expected, ReadVectors(named, "scores"));
-            Assert.Equal(expected, ReadVectors(arrays, "scores"));
-            var error = Assert.Throws<ArgumentException>(() => _mlContext.Transforms.ScoreSparseMobileNet(["a", "b"], ["pixels"], path));
-            Assert.Contains("exactly one output", error.Message);
-            error = Assert.Throws<ArgumentException>(() => _mlContext.Transforms.ScoreSparseMobileNet(["a"], ["x", "y"], path));
-            Assert.Contains("exactly one input", error.Message);
-        }
-        finally
-        {
-            File.Delete(path);
-        }
+        var named = _mlContext.Transforms.ScoreSparseMobileNet("scores", "pixels", modelFile.Path).Fit(data).Transform(data);
+        var arrays = _mlContext.Transforms.ScoreSparseMobileNet(["scores"], ["pixels"], modelFile.Path).Fit(data).Transform(data);
+
+        var expected = ScoreDirectly(SparseModel.Load(TinyModel, cancellationToken: TestContext.Current.CancellationToken), images);
+        Assert.Equal(expected, ReadVectors(named, "scores"));
+        Assert.Equal(expected, ReadVectors(arrays, "scores"));
+        var error = Assert.Throws<ArgumentException>(() => _mlContext.Transforms.ScoreSparseMobileNet(["a", "b"], ["pixels"], modelFile.Path));
+        Assert.Contains("exactly one output", error.Message);
+        error = Assert.Throws<ArgumentException>(() => _mlContext.Transforms.ScoreSparseMobileNet(["a"], ["x", "y"], modelFile.Path));
+        Assert.Contains("exactly one input", error.Message);
     }
 
     [Fact]
