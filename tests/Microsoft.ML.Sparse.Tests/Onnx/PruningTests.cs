@@ -42,6 +42,21 @@ public class PruningTests
     }
 
     [Theory]
+    [InlineData(SyntheticClassifier.Gemm)]
+    [InlineData(SyntheticClassifier.MatMulAdd)]
+    public void ClassCountNotDivisibleByTheBlockLeavesAPartialBlockScoredByItsRms(SyntheticClassifier classifier)
+    {
+        byte[] model = SyntheticMobileNet.Create(new SyntheticMobileNetOptions { WidthMultiplier = 0.25f, Resolution = 32, Classes = 1001, Classifier = classifier });
+        OnnxPruner.Prune(model, out byte[] pruned, new PruningOptions { TargetSparsity = 0.75f, BlockSize = 4 }, cancellationToken: Ct);
+
+        var layer = ModelWeights.Layers(model)[^1];
+        float[] original = ModelWeights.Read(model)[layer.Weight], result = ModelWeights.Read(pruned)[layer.Weight];
+        Assert.Equal(1001, layer.OutChannels);
+        Assert.InRange(ModelWeights.Sparsity(result), 0.75 - 2.0 / result.Length, 0.75 + 2.0 / result.Length);
+        ModelWeights.AssertOnlyZeroedAndKeptLargest(original, result, layer, 4);
+    }
+
+    [Theory]
     [InlineData(1)]
     [InlineData(4)]
     public void GlobalPruningUsesOneThresholdAcrossLayers(int block)
@@ -216,6 +231,28 @@ public class PruningTests
         Assert.Contains("90.0%", table);
         Assert.Contains("blocks of 4 output channels", table);
         Assert.Equal(report.Layers.Count + 3, table.TrimEnd('\n').Split('\n').Length);
+    }
+
+    [Fact]
+    public void ReportTableShortensConverterFusedNames()
+    {
+        var graph = new OnnxGraphBuilder("long_names", 13);
+        graph.Input("x", 1, 1, 8, 2, 2);
+        string weight = graph.FloatInitializer("w", [4, 8, 1, 1], Enumerable.Range(1, 32).Select(i => (float)i).ToArray());
+        string fusedName = "Block_1_pointwise_Relu6;" + string.Join(";", Enumerable.Repeat("Block_1_pointwise_BatchNorm_Fold", 8));
+        graph.Node("Conv", ["x", weight], fusedName);
+        graph.Graph.Node[^1].Output[0] = "y";
+        graph.Output("y", 1, 1, 4, 2, 2);
+        byte[] model = Google.Protobuf.MessageExtensions.ToByteArray(graph.ToModel(7, "test"));
+
+        var report = OnnxPruner.Prune(model, out _, new PruningOptions { TargetSparsity = 0.25f }, cancellationToken: Ct);
+
+        Assert.Equal(fusedName, report.Layers.Single().Name);
+        string table = report.ToString();
+        Assert.Contains("Block_1_pointwise_Relu6 ", table);
+        Assert.DoesNotContain("BatchNorm_Fold", table);
+        // The smallest quarter of 1..32 is 1..8.
+        Assert.Equal(24, report.Layers.Single().NonzerosAfter);
     }
 
     [Fact]

@@ -128,7 +128,7 @@ public sealed class PruningReport
         string[] header = ["layer", "op", "kind", "shape", "before", "after", "nonzeros", "note"];
         var rows = Layers.Select(layer => new[]
         {
-            layer.Name, layer.OpType, layer.Kind.ToString(), string.Join("x", layer.Shape),
+            DisplayName(layer.Name), layer.OpType, layer.Kind.ToString(), string.Join("x", layer.Shape),
             Percent(layer.SparsityBefore), Percent(layer.SparsityAfter),
             $"{layer.NonzerosAfter.ToString("N0", CultureInfo.InvariantCulture)}/{layer.Elements.ToString("N0", CultureInfo.InvariantCulture)}",
             layer.Note,
@@ -157,6 +157,15 @@ public sealed class PruningReport
         text.Append(CultureInfo.InvariantCulture,
             $"pruned layers {Percent(PrunedLayersSparsity)} sparse; all weights {Percent(OverallSparsityBefore)} -> {Percent(OverallSparsityAfter)} sparse.");
         return text.ToString();
+    }
+
+    /// <summary>Converter-made names can run to hundreds of characters ("a;b;c" fused names): the table shows the first
+    /// part, shortened from the left so the most specific end stays visible.</summary>
+    private static string DisplayName(string name)
+    {
+        const int MaxLength = 64;
+        string first = name.Split(';')[0];
+        return first.Length <= MaxLength ? first : "..." + first[^(MaxLength - 3)..];
     }
 
     private static string Percent(double fraction) => (fraction * 100).ToString("0.0", CultureInfo.InvariantCulture) + "%";
