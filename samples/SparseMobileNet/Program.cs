@@ -9,10 +9,8 @@ internal static class Program
     private static readonly Dictionary<string, Func<string[], int>> s_commands = new(StringComparer.OrdinalIgnoreCase)
     {
         ["classify"] = Commands.ClassifyCommand.Run,
-        // TODO(lead): after merging branch `prune`, replace these two entries with
-        //   ["prune"] = Commands.PruneCommand.Run, ["inspect"] = Commands.InspectCommand.Run,
-        ["prune"] = _ => NotYetMerged("prune"),
-        ["inspect"] = _ => NotYetMerged("inspect"),
+        ["prune"] = Commands.PruneCommand.Run,
+        ["inspect"] = Commands.InspectCommand.Run,
     };
 
     private static int Main(string[] args)
@@ -20,7 +18,9 @@ internal static class Program
         if (args.Length > 0 && args[0] is "-h" or "--help" or "help")
         {
             Console.WriteLine("Usage: SparseMobileNet [classify|prune|inspect] [arguments]   (default: classify)");
-            Console.WriteLine("  classify [imageFolder] [model.onnx] [--labels file] [--sparsity 0.9]");
+            Console.WriteLine("  usage: classify [imageFolder] [model.onnx] [--labels file] [--sparsity 0.9]");
+            Console.WriteLine("  " + Commands.PruneCommand.Usage.Replace("\n", "\n  "));
+            Console.WriteLine("  " + Commands.InspectCommand.Usage);
             return 0;
         }
         bool named = args.Length > 0 && s_commands.ContainsKey(args[0]);
@@ -34,11 +34,5 @@ internal static class Program
             Console.Error.WriteLine($"{command}: {e.Message}");
             return 1;
         }
-    }
-
-    private static int NotYetMerged(string command)
-    {
-        Console.Error.WriteLine($"The '{command}' command is not part of this build yet.");
-        return 2;
     }
 }
