@@ -227,6 +227,7 @@ public class SparseMobileNetTransformerTests
         var columns = new[] { scored.Schema["Id"], scored.Schema["output"] };
 
         var cursors = scored.GetRowCursorSet(columns, 4);
+        Assert.Equal(4, cursors.Length); // the in-memory source gives one cursor: the view splits it
         var results = new System.Collections.Concurrent.ConcurrentDictionary<int, float[]>();
         Parallel.ForEach(cursors, cursor =>
         {
