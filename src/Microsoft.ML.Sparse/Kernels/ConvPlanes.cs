@@ -13,20 +13,30 @@ internal readonly record struct ConvGeometry(int InHeight, int InWidth, int Kern
     public int OutWidth => (PaddedWidth - KernelWidth) / StrideWidth + 1;
     public int Taps => KernelHeight * KernelWidth;
 
-    /// <summary>Columns of one phase plane: padded column <c>j * StrideWidth + phase</c> lands at column j.</summary>
+    /// <summary>Rows of one phase plane: padded row <c>i * StrideHeight + rowPhase</c> lands at row i.</summary>
+    public int PhaseHeight => (PaddedHeight + StrideHeight - 1) / StrideHeight;
+
+    /// <summary>Columns of one phase plane: padded column <c>j * StrideWidth + columnPhase</c> lands at column j.</summary>
     public int PhaseWidth => (PaddedWidth + StrideWidth - 1) / StrideWidth;
 
-    /// <summary>Floats of the padded phase planes of one input channel.</summary>
-    public int PlaneFloats => StrideWidth * PaddedHeight * PhaseWidth;
+    public int PhaseFloats => PhaseHeight * PhaseWidth;
 
-    /// <summary>Scratch for the phase planes of <paramref name="channels"/> input channels plus one padded row.</summary>
-    public int ScratchFloats(int channels) => channels * PlaneFloats + PaddedWidth;
+    /// <summary>Floats of the StrideHeight x StrideWidth phase planes of one input channel.</summary>
+    public int PlaneFloats => StrideHeight * StrideWidth * PhaseFloats;
+
+    /// <summary>
+    /// Scratch for the phase planes of <paramref name="channels"/> input channels, one padded row, and slack: the last
+    /// output positions of a plane read up to (KernelWidth - 1) / StrideWidth floats past it.
+    /// </summary>
+    public int ScratchFloats(int channels) => channels * PlaneFloats + PaddedWidth + KernelWidth + 16;
 }
 
 /// <summary>
-/// Copies an input channel into zero-padded "phase planes" so that every convolution tap becomes a contiguous row:
-/// for stride s the padded row is split into s planes (plane q holds padded columns q, q+s, q+2s, ...), so output
-/// column ox of tap kx reads plane (kx % s) at column ox + kx / s. Borders and strides then need no special case.
+/// Copies an input channel into zero-padded "phase planes" so that every convolution tap becomes a contiguous run: for
+/// strides (sh, sw) the padded plane is split into sh x sw planes (plane (p, q) holds padded rows p, p+sh, ... and columns
+/// q, q+sw, ...). Output (oy, ox) of tap (ky, kx) then reads plane (ky % sh, kx % sw) at row oy + ky / sh, column
+/// ox + kx / sw, so with a row pitch of PhaseWidth a tap is one fixed offset from the output's flat index
+/// <c>oy * PhaseWidth + ox</c>. Borders and strides need no special case.
 /// </summary>
 internal static unsafe class ConvPlanes
 {
@@ -34,10 +44,12 @@ internal static unsafe class ConvPlanes
     public static void Build(float* channel, in ConvGeometry g, float* planes, float* rowScratch)
     {
         int paddedWidth = g.PaddedWidth, phaseWidth = g.PhaseWidth, stride = g.StrideWidth;
+        long phaseFloats = g.PhaseFloats;
         for (int r = 0; r < g.PaddedHeight; r++)
         {
-            // Stride 1 has a single plane, so the padded row is written in place.
-            float* row = stride == 1 ? planes + (long)r * phaseWidth : rowScratch;
+            float* destination = planes + (r % g.StrideHeight) * stride * phaseFloats + (long)(r / g.StrideHeight) * phaseWidth;
+            // Stride 1 across has a single column phase, so the padded row is written in place.
+            float* row = stride == 1 ? destination : rowScratch;
             int y = r - g.Pad.Top;
             if (y < 0 || y >= g.InHeight)
             {
@@ -49,11 +61,8 @@ internal static unsafe class ConvPlanes
                 new ReadOnlySpan<float>(channel + (long)y * g.InWidth, g.InWidth).CopyTo(new Span<float>(row + g.Pad.Left, g.InWidth));
                 new Span<float>(row + g.Pad.Left + g.InWidth, g.Pad.Right).Clear();
             }
-            if (stride == 1) continue;
-            long planeFloats = (long)g.PaddedHeight * phaseWidth;
-            float* destination = planes + (long)r * phaseWidth;
-            if (stride == 2) Deinterleave(row, paddedWidth, destination, destination + planeFloats);
-            else SplitPhases(row, paddedWidth, stride, destination, planeFloats);
+            if (stride == 2) Deinterleave(row, paddedWidth, destination, destination + phaseFloats);
+            else if (stride > 2) SplitPhases(row, paddedWidth, stride, destination, phaseFloats);
         }
     }
 
@@ -106,23 +115,25 @@ internal static unsafe class ConvPlanes
     }
 
     /// <summary>
-    /// Points <paramref name="taps"/>[t] at the source row of tap t for output row <paramref name="outputRow"/>, taps ordered
-    /// (channel, ky, kx) like OIHW weights, over <paramref name="channels"/> consecutive channels' planes.
+    /// Points <paramref name="taps"/>[t] at tap t's source for output row 0, taps ordered (channel, ky, kx) like OIHW weights,
+    /// over <paramref name="channels"/> consecutive channels' planes; output row oy reads <c>oy * PhaseWidth</c> further.
     /// </summary>
-    public static void FillTaps(float** taps, float* planes, in ConvGeometry g, int channels, int outputRow)
+    public static void FillTaps(float** taps, float* planes, in ConvGeometry g, int channels)
     {
-        long phaseFloats = (long)g.PaddedHeight * g.PhaseWidth;
         int t = 0;
         for (int c = 0; c < channels; c++)
-        {
-            float* channelPlanes = planes + c * (long)g.PlaneFloats;
             for (int ky = 0; ky < g.KernelHeight; ky++)
-            {
-                long rowOffset = (long)(outputRow * g.StrideHeight + ky) * g.PhaseWidth;
                 for (int kx = 0; kx < g.KernelWidth; kx++)
-                    taps[t++] = channelPlanes + (kx % g.StrideWidth) * phaseFloats + rowOffset + kx / g.StrideWidth;
-            }
-        }
+                {
+                    int plane = (ky % g.StrideHeight) * g.StrideWidth + kx % g.StrideWidth;
+                    taps[t++] = planes + c * (long)g.PlaneFloats + plane * (long)g.PhaseFloats + (ky / g.StrideHeight) * (long)g.PhaseWidth + kx / g.StrideWidth;
+                }
+    }
+
+    /// <summary>Moves every tap pointer by <paramref name="floats"/>.</summary>
+    public static void Advance(float** taps, int count, long floats)
+    {
+        for (int t = 0; t < count; t++) taps[t] += floats;
     }
 }
 
@@ -130,45 +141,52 @@ internal static unsafe class ConvPlanes
 internal static unsafe class TapRow
 {
     /// <summary>
-    /// <c>output[x] = activation(bias + sum_t weights[t] * taps[t][x])</c> for x in [0, width): vectors, then a scalar tail
-    /// through the same code with <see cref="Scalar"/>.
+    /// <c>output[x] = bias + sum_t weights[t] * taps[t][x]</c> for x in [0, width): vectors, then a scalar tail through the
+    /// same code with <see cref="Scalar"/>. The caller applies the activation (<see cref="ActivationPass"/>).
     /// </summary>
-    public static void Run<TVec>(float** taps, int tapCount, float* weights, float bias, float* output, int width, in Activation activation)
+    public static void Run<TVec>(float** taps, int tapCount, float* weights, float bias, float* output, int width)
         where TVec : struct, IFloatVector<TVec>
     {
-        int x = tapCount == 9 ? Run3x3<TVec>(taps, weights, bias, output, 0, width, activation) : RunGeneral<TVec>(taps, tapCount, weights, bias, output, 0, width, activation);
-        if (x < width) RunGeneral<Scalar>(taps, tapCount, weights, bias, output, x, width, activation);
+        int x = tapCount == 9 ? Run3x3<TVec>(taps, weights, bias, output, 0, width) : RunGeneral<TVec>(taps, tapCount, weights, bias, output, 0, width);
+        if (x < width) RunGeneral<Scalar>(taps, tapCount, weights, bias, output, x, width);
     }
 
-    /// <summary>Any tap count; two vectors per step so each weight broadcast and tap pointer serves two FMAs.</summary>
-    private static int RunGeneral<TVec>(float** taps, int tapCount, float* weights, float bias, float* output, int x, int width, in Activation activation)
+    /// <summary>
+    /// Any tap count. Four vectors per step: each output's FMAs form a serial chain (4-cycle latency), so independent
+    /// chains are what keeps the FMA units busy; each weight broadcast and tap pointer also serves four FMAs.
+    /// </summary>
+    private static int RunGeneral<TVec>(float** taps, int tapCount, float* weights, float bias, float* output, int x, int width)
         where TVec : struct, IFloatVector<TVec>
     {
         int n = TVec.Count;
-        for (; x + 2 * n <= width; x += 2 * n)
+        for (; x + 4 * n <= width; x += 4 * n)
         {
-            TVec a0 = TVec.Broadcast(bias), a1 = a0;
+            TVec a0 = TVec.Broadcast(bias), a1 = a0, a2 = a0, a3 = a0;
             for (int t = 0; t < tapCount; t++)
             {
                 TVec w = TVec.Broadcast(weights[t]);
                 float* source = taps[t] + x;
                 a0 = TVec.MultiplyAdd(TVec.Load(source), w, a0);
                 a1 = TVec.MultiplyAdd(TVec.Load(source + n), w, a1);
+                a2 = TVec.MultiplyAdd(TVec.Load(source + 2 * n), w, a2);
+                a3 = TVec.MultiplyAdd(TVec.Load(source + 3 * n), w, a3);
             }
-            VectorActivation.Apply(a0, activation).Store(output + x);
-            VectorActivation.Apply(a1, activation).Store(output + x + n);
+            a0.Store(output + x);
+            a1.Store(output + x + n);
+            a2.Store(output + x + 2 * n);
+            a3.Store(output + x + 3 * n);
         }
         for (; x + n <= width; x += n)
         {
             TVec a = TVec.Broadcast(bias);
             for (int t = 0; t < tapCount; t++) a = TVec.MultiplyAdd(TVec.Load(taps[t] + x), TVec.Broadcast(weights[t]), a);
-            VectorActivation.Apply(a, activation).Store(output + x);
+            a.Store(output + x);
         }
         return x;
     }
 
-    /// <summary>3x3 (nine taps) with the weights held in registers; the same summation order as <see cref="RunGeneral"/>.</summary>
-    private static int Run3x3<TVec>(float** taps, float* weights, float bias, float* output, int x, int width, in Activation activation)
+    /// <summary>3x3 (nine taps) with the weights held in registers, four independent vectors per step; the same summation order as <see cref="RunGeneral"/>.</summary>
+    private static int Run3x3<TVec>(float** taps, float* weights, float bias, float* output, int x, int width)
         where TVec : struct, IFloatVector<TVec>
     {
         float* t0 = taps[0], t1 = taps[1], t2 = taps[2], t3 = taps[3], t4 = taps[4], t5 = taps[5], t6 = taps[6], t7 = taps[7], t8 = taps[8];
@@ -176,34 +194,44 @@ internal static unsafe class TapRow
         TVec w3 = TVec.Broadcast(weights[3]), w4 = TVec.Broadcast(weights[4]), w5 = TVec.Broadcast(weights[5]);
         TVec w6 = TVec.Broadcast(weights[6]), w7 = TVec.Broadcast(weights[7]), w8 = TVec.Broadcast(weights[8]);
         TVec b = TVec.Broadcast(bias);
-        for (; x + TVec.Count <= width; x += TVec.Count)
+        int n = TVec.Count;
+        for (; x + 4 * n <= width; x += 4 * n)
         {
-            TVec a = TVec.MultiplyAdd(TVec.Load(t0 + x), w0, b);
-            a = TVec.MultiplyAdd(TVec.Load(t1 + x), w1, a);
-            a = TVec.MultiplyAdd(TVec.Load(t2 + x), w2, a);
-            a = TVec.MultiplyAdd(TVec.Load(t3 + x), w3, a);
-            a = TVec.MultiplyAdd(TVec.Load(t4 + x), w4, a);
-            a = TVec.MultiplyAdd(TVec.Load(t5 + x), w5, a);
-            a = TVec.MultiplyAdd(TVec.Load(t6 + x), w6, a);
-            a = TVec.MultiplyAdd(TVec.Load(t7 + x), w7, a);
-            a = TVec.MultiplyAdd(TVec.Load(t8 + x), w8, a);
-            VectorActivation.Apply(a, activation).Store(output + x);
+            Nine(x).Store(output + x);
+            Nine(x + n).Store(output + x + n);
+            Nine(x + 2 * n).Store(output + x + 2 * n);
+            Nine(x + 3 * n).Store(output + x + 3 * n);
         }
+        for (; x + n <= width; x += n) Nine(x).Store(output + x);
         return x;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        TVec Nine(int i)
+        {
+            TVec a = TVec.MultiplyAdd(TVec.Load(t0 + i), w0, b);
+            a = TVec.MultiplyAdd(TVec.Load(t1 + i), w1, a);
+            a = TVec.MultiplyAdd(TVec.Load(t2 + i), w2, a);
+            a = TVec.MultiplyAdd(TVec.Load(t3 + i), w3, a);
+            a = TVec.MultiplyAdd(TVec.Load(t4 + i), w4, a);
+            a = TVec.MultiplyAdd(TVec.Load(t5 + i), w5, a);
+            a = TVec.MultiplyAdd(TVec.Load(t6 + i), w6, a);
+            a = TVec.MultiplyAdd(TVec.Load(t7 + i), w7, a);
+            return TVec.MultiplyAdd(TVec.Load(t8 + i), w8, a);
+        }
     }
 
     /// <summary>
     /// Four output channels at once (weights rows 0..3 are <paramref name="tapCount"/> apart, outputs <paramref name="outputStride"/> apart):
     /// each loaded input vector feeds four FMAs. Same per-output summation order as <see cref="Run{TVec}"/>'s general path.
     /// </summary>
-    public static void RunFour<TVec>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int width, in Activation activation)
+    public static void RunFour<TVec>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int width)
         where TVec : struct, IFloatVector<TVec>
     {
-        int x = RunFourCore<TVec>(taps, tapCount, weights, bias, output, outputStride, 0, width, activation);
-        if (x < width) RunFourCore<Scalar>(taps, tapCount, weights, bias, output, outputStride, x, width, activation);
+        int x = RunFourCore<TVec>(taps, tapCount, weights, bias, output, outputStride, 0, width);
+        if (x < width) RunFourCore<Scalar>(taps, tapCount, weights, bias, output, outputStride, x, width);
     }
 
-    private static int RunFourCore<TVec>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int x, int width, in Activation activation)
+    private static int RunFourCore<TVec>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int x, int width)
         where TVec : struct, IFloatVector<TVec>
     {
         float* w1 = weights + tapCount, w2 = w1 + tapCount, w3 = w2 + tapCount;
@@ -218,10 +246,10 @@ internal static unsafe class TapRow
                 a2 = TVec.MultiplyAdd(v, TVec.Broadcast(w2[t]), a2);
                 a3 = TVec.MultiplyAdd(v, TVec.Broadcast(w3[t]), a3);
             }
-            VectorActivation.Apply(a0, activation).Store(output + x);
-            VectorActivation.Apply(a1, activation).Store(output + outputStride + x);
-            VectorActivation.Apply(a2, activation).Store(output + 2 * outputStride + x);
-            VectorActivation.Apply(a3, activation).Store(output + 3 * outputStride + x);
+            a0.Store(output + x);
+            a1.Store(output + outputStride + x);
+            a2.Store(output + 2 * outputStride + x);
+            a3.Store(output + 3 * outputStride + x);
         }
         return x;
     }

@@ -1,10 +1,14 @@
 namespace Microsoft.ML.Sparse.Kernels;
 
-/// <summary>Depthwise convolution (one filter per channel) over CHW, any kernel size, stride and explicit padding.</summary>
+/// <summary>
+/// Depthwise convolution (one filter per channel) over CHW, any kernel size, stride and explicit padding. Each channel is
+/// computed as one flat run over its phase planes (so narrow 14x14 / 7x7 planes still fill whole vectors), then the
+/// valid columns are copied out.
+/// </summary>
 internal static unsafe class DepthwiseConvKernel
 {
-    /// <summary>Scratch floats one call needs: the phase planes of one channel.</summary>
-    public static int ScratchFloats(in ConvGeometry g) => g.ScratchFloats(1);
+    /// <summary>Scratch floats one call needs: one channel's phase planes and its flat (PhaseWidth-pitched) output.</summary>
+    public static int ScratchFloats(in ConvGeometry g) => g.ScratchFloats(1) + g.OutHeight * g.PhaseWidth;
 
     /// <summary>
     /// Channels [channelStart, channelEnd): <c>output[c] = activation(bias[c] + conv(input[c], weights[c]))</c>,
@@ -13,18 +17,19 @@ internal static unsafe class DepthwiseConvKernel
     public static void Run<TVec>(float* input, float* output, float* weights, float* bias, in ConvGeometry g,
         int channelStart, int channelEnd, in Activation activation, float* scratch) where TVec : struct, IFloatVector<TVec>
     {
-        int taps = g.Taps, outHeight = g.OutHeight, outWidth = g.OutWidth;
-        float** tapRows = stackalloc float*[taps];
+        int taps = g.Taps, outHeight = g.OutHeight, outWidth = g.OutWidth, pitch = g.PhaseWidth;
         float* rowScratch = scratch + g.PlaneFloats;
+        float* flat = scratch + g.ScratchFloats(1);
+        float** tapSources = stackalloc float*[taps];
+        ConvPlanes.FillTaps(tapSources, scratch, g, 1);
         for (int c = channelStart; c < channelEnd; c++)
         {
             ConvPlanes.Build(input + (long)c * g.InHeight * g.InWidth, g, scratch, rowScratch);
+            TapRow.Run<TVec>(tapSources, taps, weights + (long)c * taps, bias[c], flat, outHeight * pitch);
+            // The activation moves the valid columns of each flat row into place.
             float* outputPlane = output + (long)c * outHeight * outWidth;
             for (int oy = 0; oy < outHeight; oy++)
-            {
-                ConvPlanes.FillTaps(tapRows, scratch, g, 1, oy);
-                TapRow.Run<TVec>(tapRows, taps, weights + (long)c * taps, bias[c], outputPlane + (long)oy * outWidth, outWidth, activation);
-            }
+                ActivationPass.Apply<TVec>(flat + (long)oy * pitch, outputPlane + (long)oy * outWidth, outWidth, activation);
         }
     }
 }

@@ -23,14 +23,19 @@ internal static unsafe class DirectConvKernel
             ConvPlanes.Build(input + (long)ci * g.InHeight * g.InWidth, g, scratch + ci * planeFloats, rowScratch);
 
         float** tapRows = stackalloc float*[taps];
-        for (int oy = 0; oy < outHeight; oy++)
+        ConvPlanes.FillTaps(tapRows, scratch, g, inChannels);
+        for (int oy = 0; oy < outHeight; oy++, ConvPlanes.Advance(tapRows, taps, g.PhaseWidth))
         {
-            ConvPlanes.FillTaps(tapRows, scratch, g, inChannels, oy);
             int oc = channelStart;
             for (; oc + 4 <= channelEnd; oc += 4)
-                TapRow.RunFour<TVec>(tapRows, taps, weights + (long)oc * taps, bias + oc, output + oc * outputPlane + (long)oy * outWidth, outputPlane, outWidth, activation);
+                TapRow.RunFour<TVec>(tapRows, taps, weights + (long)oc * taps, bias + oc, output + oc * outputPlane + (long)oy * outWidth, outputPlane, outWidth);
             for (; oc < channelEnd; oc++)
-                TapRow.Run<TVec>(tapRows, taps, weights + (long)oc * taps, bias[oc], output + oc * outputPlane + (long)oy * outWidth, outWidth, activation);
+                TapRow.Run<TVec>(tapRows, taps, weights + (long)oc * taps, bias[oc], output + oc * outputPlane + (long)oy * outWidth, outWidth);
+            for (oc = channelStart; oc < channelEnd; oc++)
+            {
+                float* row = output + oc * outputPlane + (long)oy * outWidth;
+                ActivationPass.Apply<TVec>(row, row, outWidth, activation);
+            }
         }
     }
 }

@@ -16,35 +16,22 @@ internal readonly struct MultiplyOperation : IBinaryOperation
     public static TVec Apply<TVec>(TVec a, TVec b) where TVec : struct, IFloatVector<TVec> => a * b;
 }
 
-/// <summary>Elementwise layers: binary operations with a fused activation, per-channel scaling, activation, layout change.</summary>
+/// <summary>Elementwise layers: binary operations with an activation, per-channel scaling, layout change.</summary>
 internal static unsafe class ElementwiseKernels
 {
     /// <summary><c>output[i] = activation(op(a[i], b[i]))</c> for i in [start, end).</summary>
     public static void Binary<TVec, TOperation>(float* a, float* b, float* output, int start, int end, in Activation activation)
         where TVec : struct, IFloatVector<TVec> where TOperation : struct, IBinaryOperation
     {
-        int i = BinaryBlock<TVec, TOperation>(a, b, output, start, end, activation);
-        BinaryBlock<Scalar, TOperation>(a, b, output, i, end, activation);
+        int i = BinaryBlock<TVec, TOperation>(a, b, output, start, end);
+        BinaryBlock<Scalar, TOperation>(a, b, output, i, end);
+        ActivationPass.Apply<TVec>(output + start, output + start, end - start, activation);
     }
 
-    private static int BinaryBlock<TVec, TOperation>(float* a, float* b, float* output, int i, int end, in Activation activation)
+    private static int BinaryBlock<TVec, TOperation>(float* a, float* b, float* output, int i, int end)
         where TVec : struct, IFloatVector<TVec> where TOperation : struct, IBinaryOperation
     {
-        for (; i + TVec.Count <= end; i += TVec.Count)
-            VectorActivation.Apply(TOperation.Apply(TVec.Load(a + i), TVec.Load(b + i)), activation).Store(output + i);
-        return i;
-    }
-
-    /// <summary><c>output[c, p] = activation(input[c, p])</c> for the elements [start, end).</summary>
-    public static void Activate<TVec>(float* input, float* output, int start, int end, in Activation activation) where TVec : struct, IFloatVector<TVec>
-    {
-        int i = ActivateBlock<TVec>(input, output, start, end, activation);
-        ActivateBlock<Scalar>(input, output, i, end, activation);
-    }
-
-    private static int ActivateBlock<TVec>(float* input, float* output, int i, int end, in Activation activation) where TVec : struct, IFloatVector<TVec>
-    {
-        for (; i + TVec.Count <= end; i += TVec.Count) VectorActivation.Apply(TVec.Load(input + i), activation).Store(output + i);
+        for (; i + TVec.Count <= end; i += TVec.Count) TOperation.Apply(TVec.Load(a + i), TVec.Load(b + i)).Store(output + i);
         return i;
     }
 

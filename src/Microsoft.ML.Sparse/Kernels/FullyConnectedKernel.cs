@@ -24,12 +24,13 @@ internal static unsafe class FullyConnectedKernel
     public static void Run<TVec>(float* input, float* transposedWeights, float* bias, float* residual, float* output,
         int inputs, int outputs, int start, int end, in Activation activation) where TVec : struct, IFloatVector<TVec>
     {
-        int o = Block<TVec>(input, transposedWeights, bias, residual, output, inputs, outputs, start, end, activation);
-        Block<Scalar>(input, transposedWeights, bias, residual, output, inputs, outputs, o, end, activation);
+        int o = Block<TVec>(input, transposedWeights, bias, residual, output, inputs, outputs, start, end);
+        Block<Scalar>(input, transposedWeights, bias, residual, output, inputs, outputs, o, end);
+        ActivationPass.Apply<TVec>(output + start, output + start, end - start, activation);
     }
 
     private static int Block<TVec>(float* input, float* weights, float* bias, float* residual, float* output,
-        int inputs, int outputs, int o, int end, in Activation activation) where TVec : struct, IFloatVector<TVec>
+        int inputs, int outputs, int o, int end) where TVec : struct, IFloatVector<TVec>
     {
         int n = TVec.Count;
         for (; o + 4 * n <= end; o += 4 * n)
@@ -44,24 +45,24 @@ internal static unsafe class FullyConnectedKernel
                 a2 = TVec.MultiplyAdd(x, TVec.Load(w + 2 * n), a2);
                 a3 = TVec.MultiplyAdd(x, TVec.Load(w + 3 * n), a3);
             }
-            Finish(a0, residual, output, o, activation);
-            Finish(a1, residual, output, o + n, activation);
-            Finish(a2, residual, output, o + 2 * n, activation);
-            Finish(a3, residual, output, o + 3 * n, activation);
+            Finish(a0, residual, output, o);
+            Finish(a1, residual, output, o + n);
+            Finish(a2, residual, output, o + 2 * n);
+            Finish(a3, residual, output, o + 3 * n);
         }
         for (; o + n <= end; o += n)
         {
             TVec a = TVec.Load(bias + o);
             float* w = weights + o;
             for (int i = 0; i < inputs; i++, w += outputs) a = TVec.MultiplyAdd(TVec.Broadcast(input[i]), TVec.Load(w), a);
-            Finish(a, residual, output, o, activation);
+            Finish(a, residual, output, o);
         }
         return o;
     }
 
-    private static void Finish<TVec>(TVec sum, float* residual, float* output, int o, in Activation activation) where TVec : struct, IFloatVector<TVec>
+    private static void Finish<TVec>(TVec sum, float* residual, float* output, int o) where TVec : struct, IFloatVector<TVec>
     {
         if (residual != null) sum += TVec.Load(residual + o);
-        VectorActivation.Apply(sum, activation).Store(output + o);
+        sum.Store(output + o);
     }
 }

@@ -90,7 +90,7 @@ internal sealed class GraphLowering
             throw _file.Unsupported(null, $"the graph has {_file.Graph.Output.Count} outputs; exactly one is supported.");
         string name = _file.Graph.Output[0].Name;
         string value = Resolve(name);
-        if (!_values.TryGetValue(value, out var shape) || value == _graph.InputName)
+        if (!_values.TryGetValue(name, out var shape) || value == _graph.InputName)
             throw _file.Unsupported(null, $"output '{name}' does not depend on the input through any layer.");
         _graph.OutputName = name;
         _graph.OutputValue = value;
@@ -104,11 +104,12 @@ internal sealed class GraphLowering
         if (node.Domain is not ("" or "ai.onnx"))
             throw _file.Unsupported(node, $"operator domain '{node.Domain}' is not supported; supported: the default ONNX domain, operators {SupportedOperators}.");
         if (node.Output.Count == 0) return;
-        string[] inputs = node.Input.Select(i => i.Length == 0 ? "" : Resolve(i)).ToArray();
+        // Inputs keep their ONNX names (a reshape alias has its own shape); layers read the resolved buffer names.
+        string[] inputs = node.Input.ToArray();
         foreach (string input in inputs)
             if (input.Length > 0 && !_constants.ContainsKey(input) && !_values.ContainsKey(input))
                 throw _file.Invalid($"node '{OnnxModelFile.NodeName(node)}' ({node.OpType}) reads '{input}', which no earlier node or initializer produces.");
-        if (_graph.InputIsHwc && inputs.Contains(_graph.InputName) && node.OpType != "Transpose")
+        if (_graph.InputIsHwc && inputs.Any(i => Resolve(i) == _graph.InputName) && node.OpType != "Transpose")
             throw _file.Unsupported(node, $"reads the NHWC input '{_graph.InputName}' directly; only a Transpose [0,3,1,2] to NCHW may.");
 
         bool allConstant = inputs.All(i => i.Length == 0 || _constants.ContainsKey(i));
@@ -125,8 +126,8 @@ internal sealed class GraphLowering
                 _constants[node.Output[0]] = ConstantFolder.ShapeTensor(Value(node, inputs, 0).OnnxDims, attributes);
                 return;
             case "Identity" or "Dropout":
-                Value(node, inputs, 0);
-                _aliases[node.Output[0]] = inputs[0];
+                _values[node.Output[0]] = Value(node, inputs, 0);
+                _aliases[node.Output[0]] = Resolve(inputs[0]);
                 return;
         }
 
@@ -152,7 +153,7 @@ internal sealed class GraphLowering
 
     private Layer Emit(NodeProto node, LayerKind kind, string[] inputs, ValueShape outputShape)
     {
-        var layer = new Layer(kind, OnnxModelFile.NodeName(node), node.OpType, inputs, node.Output[0], outputShape);
+        var layer = new Layer(kind, OnnxModelFile.NodeName(node), node.OpType, inputs.Select(Resolve).ToArray(), node.Output[0], outputShape);
         _values[node.Output[0]] = outputShape;
         _graph.Layers.Add(layer);
         return layer;
@@ -210,7 +211,7 @@ internal sealed class GraphLowering
         var padding = ConvPadding(node, attributes, x, kernelHeight, kernelWidth, (int)strides[0], (int)strides[1]);
         int outHeight = OutputSize(node, x.Height, padding.Top + padding.Bottom, kernelHeight, (int)strides[0]);
         int outWidth = OutputSize(node, x.Width, padding.Left + padding.Right, kernelWidth, (int)strides[1]);
-        var layer = new Layer(LayerKind.Conv, OnnxModelFile.NodeName(node), node.OpType, [inputs[0]], node.Output[0], new ValueShape(outChannels, outHeight, outWidth))
+        var layer = new Layer(LayerKind.Conv, OnnxModelFile.NodeName(node), node.OpType, [Resolve(inputs[0])], node.Output[0], new ValueShape(outChannels, outHeight, outWidth))
         {
             Group = (int)group,
             KernelHeight = kernelHeight,
@@ -464,7 +465,7 @@ internal sealed class GraphLowering
             case "Unsqueeze": result = ConstantFolder.Unsqueeze(dims, ConstantFolder.Axes(node, constants, attributes, _file) ?? [], node, _file); break;
             default:
                 long[] perm = attributes.Ints("perm") ?? Enumerable.Range(0, dims.Length).Reverse().Select(a => (long)a).ToArray();
-                if (inputs[0] == _graph.InputName && _graph.InputIsHwc && perm is [0, 3, 1, 2])
+                if (Resolve(inputs[0]) == _graph.InputName && _graph.InputIsHwc && perm is [0, 3, 1, 2])
                 {
                     Emit(node, LayerKind.TransposeHwcToChw, [inputs[0]], x);
                     return;
@@ -482,7 +483,7 @@ internal sealed class GraphLowering
         else
             throw Unsupported(node, $"{node.OpType} of {x} to [{string.Join(",", result)}] is not supported; supported: flattening to [N, C*H*W] and reshapes that keep the CHW layout.");
         _values[node.Output[0]] = shape;
-        _aliases[node.Output[0]] = inputs[0];
+        _aliases[node.Output[0]] = Resolve(inputs[0]);
     }
 
     private void LowerGemm(NodeProto node, string[] inputs, NodeAttributes attributes)

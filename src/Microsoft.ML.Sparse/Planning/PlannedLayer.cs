@@ -68,7 +68,8 @@ internal sealed unsafe class TransposeLayer(string name, TensorHandle input, Ten
 internal sealed unsafe class ConvLayer(string name, TensorHandle input, TensorHandle output, float[] weights, float[] bias, ConvGeometry geometry, Activation activation)
     : PlannedLayer(name, "Conv", [input], output)
 {
-    private readonly float* _weights = Address(weights), _bias = Address(bias);
+    // The arrays (not just their addresses) are held, so the pinned weights live as long as the layer.
+    private readonly float[] _weights = weights, _bias = bias;
     private readonly ConvGeometry _geometry = geometry;
     private readonly Activation _activation = activation;
     private readonly float _sparsity = ZeroFraction(weights);
@@ -82,14 +83,15 @@ internal sealed unsafe class ConvLayer(string name, TensorHandle input, TensorHa
     {
         (int start, int end) = WorkSplit.Range(Output.Channels, part, parts, 4);
         if (start < end)
-            DirectConvKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), _weights, _bias, _geometry, Inputs[0].Channels, start, end, _activation, scratch);
+            DirectConvKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), Address(_weights), Address(_bias), _geometry, Inputs[0].Channels, start, end, _activation, scratch);
     }
 }
 
 internal sealed unsafe class DepthwiseLayer(string name, TensorHandle input, TensorHandle output, float[] weights, float[] bias, ConvGeometry geometry, Activation activation)
     : PlannedLayer(name, "Depthwise", [input], output)
 {
-    private readonly float* _weights = Address(weights), _bias = Address(bias);
+    // The arrays (not just their addresses) are held, so the pinned weights live as long as the layer.
+    private readonly float[] _weights = weights, _bias = bias;
     private readonly ConvGeometry _geometry = geometry;
     private readonly Activation _activation = activation;
     private readonly float _sparsity = ZeroFraction(weights);
@@ -102,7 +104,7 @@ internal sealed unsafe class DepthwiseLayer(string name, TensorHandle input, Ten
     public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
     {
         (int start, int end) = WorkSplit.Range(Output.Channels, part, parts);
-        DepthwiseConvKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), _weights, _bias, _geometry, start, end, _activation, scratch);
+        DepthwiseConvKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), Address(_weights), Address(_bias), _geometry, start, end, _activation, scratch);
     }
 }
 
@@ -223,7 +225,7 @@ internal sealed unsafe class ActivationLayer(string name, TensorHandle input, Te
     public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
     {
         (int start, int end) = WorkSplit.Range(Output.Length, part, parts, 16);
-        ElementwiseKernels.Activate<TVec>(InputOf(tensors), OutputOf(tensors), start, end, _activation);
+        ActivationPass.Apply<TVec>(InputOf(tensors) + start, OutputOf(tensors) + start, end - start, _activation);
     }
 }
 

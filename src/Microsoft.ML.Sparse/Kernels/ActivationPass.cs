@@ -1,0 +1,82 @@
+using System.Runtime.CompilerServices;
+
+namespace Microsoft.ML.Sparse.Kernels;
+
+/// <summary>
+/// Applies an activation over a run of floats with the choice of function made once, outside the loop: a loop that
+/// switches per vector (and may call Exp) keeps the JIT from holding a kernel's accumulators and pointers in registers,
+/// so the convolution, GEMV and elementwise kernels write raw sums and finish with this pass while the data is in cache.
+/// </summary>
+internal static unsafe class ActivationPass
+{
+    /// <summary><c>destination[i] = activation(source[i])</c> for i in [0, count); the two may be the same buffer.</summary>
+    public static void Apply<TVec>(float* source, float* destination, int count, in Activation activation) where TVec : struct, IFloatVector<TVec>
+    {
+        float alpha = activation.Alpha, beta = activation.Beta;
+        switch (activation.Kind)
+        {
+            case ActivationKind.None:
+                if (source != destination) new ReadOnlySpan<float>(source, count).CopyTo(new Span<float>(destination, count));
+                break;
+            case ActivationKind.Relu: Loop<TVec, ReluFunction>(source, destination, count, alpha, beta); break;
+            case ActivationKind.Clip: Loop<TVec, ClipFunction>(source, destination, count, alpha, beta); break;
+            case ActivationKind.HardSigmoid: Loop<TVec, HardSigmoidFunction>(source, destination, count, alpha, beta); break;
+            case ActivationKind.HardSwish: Loop<TVec, HardSwishFunction>(source, destination, count, alpha, beta); break;
+            case ActivationKind.Sigmoid: Loop<TVec, SigmoidFunction>(source, destination, count, alpha, beta); break;
+            case ActivationKind.Swish: Loop<TVec, SwishFunction>(source, destination, count, alpha, beta); break;
+            default: throw new NotSupportedException($"Activation {activation.Kind} is not supported; supported: {string.Join(", ", Enum.GetNames<ActivationKind>())}.");
+        }
+    }
+
+    private static void Loop<TVec, TFunction>(float* source, float* destination, int count, float alpha, float beta)
+        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
+    {
+        int i = 0;
+        for (; i + TVec.Count <= count; i += TVec.Count) TFunction.Apply(TVec.Load(source + i), alpha, beta).Store(destination + i);
+        for (; i < count; i++) TFunction.Apply(Scalar.Broadcast(source[i]), alpha, beta).Store(destination + i);
+    }
+}
+
+/// <summary>One activation as a type, matching <see cref="VectorActivation.Apply"/> lane for lane.</summary>
+internal interface IActivationFunction
+{
+    static abstract TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec>;
+}
+
+internal readonly struct ReluFunction : IActivationFunction
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec> => TVec.Max(x, TVec.Zero);
+}
+
+internal readonly struct ClipFunction : IActivationFunction
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec> => TVec.Min(TVec.Max(x, TVec.Broadcast(alpha)), TVec.Broadcast(beta));
+}
+
+internal readonly struct HardSigmoidFunction : IActivationFunction
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec> =>
+        TVec.Max(TVec.Zero, TVec.Min(TVec.Broadcast(1f), TVec.MultiplyAdd(x, TVec.Broadcast(alpha), TVec.Broadcast(beta))));
+}
+
+internal readonly struct HardSwishFunction : IActivationFunction
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec> => x * HardSigmoidFunction.Apply(x, 1f / 6f, 0.5f);
+}
+
+internal readonly struct SigmoidFunction : IActivationFunction
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec> =>
+        TVec.Broadcast(1f) / (TVec.Broadcast(1f) + TVec.Exp(TVec.Zero - x));
+}
+
+internal readonly struct SwishFunction : IActivationFunction
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec> => x / (TVec.Broadcast(1f) + TVec.Exp(TVec.Zero - x));
+}

@@ -1,0 +1,82 @@
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
+
+namespace Microsoft.ML.Sparse.Benchmarks.Kernels;
+
+/// <summary>One-layer networks (single thread, widest SIMD) of MobileNet-shaped convolutions; GFLOP/s counts dense MACs.</summary>
+public abstract class ConvolutionBenchmarkBase : IMacCount
+{
+    private SparseNetwork _network = null!;
+    private SparseWorkspace _workspace = null!;
+    private float[] _input = null!, _output = null!;
+
+    /// <inheritdoc/>
+    public long Macs => _network?.Layers.Sum(layer => layer.DenseMacs) ?? BuildNetwork().Layers.Sum(layer => layer.DenseMacs);
+
+    protected abstract SparseNetwork BuildNetwork();
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _network = BuildNetwork();
+        _workspace = _network.CreateWorkspace();
+        _input = Enumerable.Range(0, _network.InputShape.Length).Select(i => (i % 13) / 13f - 0.5f).ToArray();
+        _output = new float[_network.OutputShape.Length];
+    }
+
+    [GlobalCleanup]
+    public void Cleanup() => _workspace.Dispose();
+
+    [Benchmark]
+    public void Run() => _network.Run(_input, _output, _workspace);
+
+    protected static float[] Weights(int count) => Enumerable.Range(0, count).Select(i => ((i * 7) % 11) / 11f - 0.5f).ToArray();
+
+    protected static SparseNetworkOptions SingleThread => new() { Threads = 1 };
+}
+
+/// <summary>Depthwise layers of MobileNet v1/v2 (3x3) and v3/EfficientNet (5x5).</summary>
+[Config(typeof(Config))]
+public class DepthwiseBenchmarks : ConvolutionBenchmarkBase
+{
+    private sealed class Config : ManualConfig
+    {
+        public Config() => AddColumn(new GflopsColumn());
+    }
+
+    /// <summary>"channels x size, kernel, stride".</summary>
+    [Params("32x112 k3 s1", "64x112 k3 s2", "128x56 k3 s1", "256x28 k3 s1", "512x14 k3 s1", "96x112 k3 s2", "72x56 k5 s2", "240x28 k5 s1", "672x14 k5 s1")]
+    public string Shape { get; set; } = "32x112 k3 s1";
+
+    protected override SparseNetwork BuildNetwork()
+    {
+        string[] parts = Shape.Split(' ');
+        int[] dims = parts[0].Split('x').Select(int.Parse).ToArray();
+        int channels = dims[0], size = dims[1], kernel = int.Parse(parts[1][1..]), stride = int.Parse(parts[2][1..]);
+        var builder = new SparseNetworkBuilder(channels, size, size);
+        TensorHandle y = builder.DepthwiseConv(builder.Input, Weights(channels * kernel * kernel), Weights(channels), kernel, kernel, stride, stride,
+            Padding.SameUpper(size, size, kernel, kernel, stride, stride), Activation.Relu6);
+        return builder.Build(y, SingleThread);
+    }
+}
+
+/// <summary>The first layer of MobileNets: 3 -> 32 channels, 3x3, stride 2, 224x224 (ReLU6).</summary>
+[Config(typeof(Config))]
+public class FirstLayerConvBenchmarks : ConvolutionBenchmarkBase
+{
+    private sealed class Config : ManualConfig
+    {
+        public Config() => AddColumn(new GflopsColumn());
+    }
+
+    [Params(224)]
+    public int Size { get; set; } = 224;
+
+    protected override SparseNetwork BuildNetwork()
+    {
+        var builder = new SparseNetworkBuilder(3, Size, Size);
+        TensorHandle y = builder.Conv(builder.Input, Weights(32 * 27), Weights(32), 32, 3, 3, 2, 2, Padding.SameUpper(Size, Size, 3, 3, 2, 2), Activation.Relu6);
+        return builder.Build(y, SingleThread);
+    }
+}

@@ -1,0 +1,56 @@
+using Microsoft.ML.Sparse.Kernels;
+
+namespace Microsoft.ML.Sparse.Tests.Engine;
+
+/// <summary>Builds a <see cref="TwinBuilder"/> network at every SIMD width and with 1 and 2 threads and checks it against the reference.</summary>
+internal static class EngineAssert
+{
+    public static readonly int[] ThreadCounts = [1, 2];
+
+    /// <summary>
+    /// Runs a fresh random input through the engine at every available width with 1 and 2 threads: each result must be within
+    /// <paramref name="tolerance"/> of the scalar reference, and 2 threads must give bitwise the result of 1 thread.
+    /// </summary>
+    public static void MatchesReference(TwinBuilder twin, TensorHandle output, Random random, string what,
+        double tolerance = 1e-5, IEnumerable<SimdWidth>? widths = null, float[]? input = null, float sparseThreshold = SparseNetworkOptions.DefaultSparseThreshold)
+    {
+        input ??= ScalarReference.Random(random, twin.Input.Length);
+        float[] expected = twin.Evaluate(input, output);
+        foreach (SimdWidth width in widths ?? SimdSupport.Available)
+        {
+            float[]? singleThreaded = null;
+            foreach (int threads in ThreadCounts)
+            {
+                float[] actual = Run(twin.Engine, output, input, new SparseNetworkOptions { Threads = threads, MaxSimdWidth = width, SparseThreshold = sparseThreshold });
+                EngineAssert.Close(expected, actual, tolerance, $"{what}, {width}, {threads} thread(s)");
+                if (singleThreaded == null) singleThreaded = actual;
+                else if (!singleThreaded.AsSpan().SequenceEqual(actual)) Assert.Fail($"{what}, {width}: {threads} threads differ bitwise from 1 thread.");
+            }
+        }
+    }
+
+    /// <summary>Asserts max |actual - expected| &lt;= tolerance * max |expected| (a relative error over the tensor).</summary>
+    public static void Close(float[] expected, ReadOnlySpan<float> actual, double tolerance, string what)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double scale = 0, worst = 0;
+        int worstIndex = -1;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            scale = Math.Max(scale, Math.Abs(expected[i]));
+            double error = Math.Abs((double)actual[i] - expected[i]);
+            if (!(error <= worst)) { worst = error; worstIndex = i; }
+        }
+        if (!(worst <= tolerance * Math.Max(scale, 1e-30)))
+            Assert.Fail($"{what}: max error {worst:G4} at {worstIndex} (expected {expected[worstIndex]:G9}, got {actual[worstIndex]:G9}) exceeds {tolerance:G2} x max |expected| {scale:G4}.");
+    }
+
+    public static float[] Run(SparseNetworkBuilder builder, TensorHandle output, float[] input, SparseNetworkOptions options)
+    {
+        SparseNetwork network = builder.Build(output, options);
+        using SparseWorkspace workspace = network.CreateWorkspace();
+        var actual = new float[output.Length];
+        network.Run(input, actual, workspace);
+        return actual;
+    }
+}

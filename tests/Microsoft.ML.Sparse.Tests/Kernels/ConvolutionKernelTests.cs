@@ -1,0 +1,124 @@
+using Microsoft.ML.Sparse.Kernels;
+using Microsoft.ML.Sparse.Tests.Engine;
+
+namespace Microsoft.ML.Sparse.Tests.Kernels;
+
+/// <summary>Direct and depthwise convolutions (through one-layer networks) against the scalar reference.</summary>
+public sealed class ConvolutionKernelTests
+{
+    private static readonly int[] PadValues = [0, 1, 2];
+
+    /// <summary>Every padding combination (0/1/2 per side), 3x3 and 5x5, strides 1 and 2, small and odd planes.</summary>
+    [Theory]
+    [InlineData(3, 1)]
+    [InlineData(3, 2)]
+    [InlineData(5, 1)]
+    [InlineData(5, 2)]
+    public void Depthwise_MatchesReference_ForEveryPadding(int kernel, int stride)
+    {
+        var random = new Random(kernel * 10 + stride);
+        int[] sizes = [1, 2, 3, 5, 8, 17, 19];
+        int index = 0;
+        foreach (Padding pad in AllPaddings())
+        {
+            int height = sizes[index % sizes.Length], width = sizes[(index * 3 + 1) % sizes.Length];
+            index++;
+            if (height + pad.Top + pad.Bottom < kernel || width + pad.Left + pad.Right < kernel) continue;
+            CheckDepthwise(random, channels: 3, height, width, kernel, stride, pad);
+        }
+    }
+
+    /// <summary>Output widths 1..40 cover every remainder of every vector width and of the two-vector unroll.</summary>
+    [Theory]
+    [InlineData(3, 1)]
+    [InlineData(3, 2)]
+    [InlineData(5, 1)]
+    [InlineData(5, 2)]
+    [InlineData(7, 2)]
+    public void Depthwise_MatchesReference_ForEveryRowRemainder(int kernel, int stride)
+    {
+        var random = new Random(100 + kernel * 10 + stride);
+        for (int width = 1; width <= 40 * stride; width += stride)
+            CheckDepthwise(random, channels: 4, height: kernel - 1 + width % 3, width, kernel, stride, new Padding(kernel / 2, kernel / 2, kernel / 2 - width % 2, kernel / 2));
+    }
+
+    [Fact]
+    public void Depthwise_HandlesRectangularKernelsAndStrides()
+    {
+        var random = new Random(7);
+        var twin = new TwinBuilder(5, 13, 21);
+        float[] w = ScalarReference.Random(random, 5 * 2 * 4), b = ScalarReference.Random(random, 5);
+        TensorHandle y = twin.Engine.DepthwiseConv(twin.Input, w, b, 2, 4, 1, 3, new Padding(1, 0, 0, 2), Activation.Relu);
+        float[] input = ScalarReference.Random(random, twin.Input.Length);
+        float[] expected = ScalarReference.Conv(input, 5, 13, 21, w, b, 5, 2, 4, 1, 3, new Padding(1, 0, 0, 2), 5, Activation.Relu);
+        foreach (SimdWidth width in SimdSupport.Available)
+            foreach (int threads in EngineAssert.ThreadCounts)
+                EngineAssert.Close(expected, EngineAssert.Run(twin.Engine, y, input, new SparseNetworkOptions { Threads = threads, MaxSimdWidth = width }), 1e-5, $"{width}/{threads}");
+    }
+
+    /// <summary>The first layer: 3x3 stride 2 over 3 channels with every padding, plus Cin 1 and 4 and 5x5 / stride 1.</summary>
+    [Theory]
+    [InlineData(3, 3, 2, 8)]
+    [InlineData(1, 3, 2, 5)]
+    [InlineData(4, 3, 1, 6)]
+    [InlineData(3, 5, 2, 4)]
+    [InlineData(4, 5, 1, 9)]
+    public void DirectConv_MatchesReference_ForEveryPadding(int inChannels, int kernel, int stride, int outChannels)
+    {
+        var random = new Random(inChannels * 100 + kernel * 10 + stride);
+        int[] sizes = [1, 2, 3, 7, 16, 17, 33];
+        int index = 0;
+        foreach (Padding pad in AllPaddings())
+        {
+            int height = sizes[index % sizes.Length], width = sizes[(index * 5 + 2) % sizes.Length];
+            index++;
+            if (height + pad.Top + pad.Bottom < kernel || width + pad.Left + pad.Right < kernel) continue;
+            var twin = new TwinBuilder(inChannels, height, width);
+            TensorHandle y = twin.Conv(twin.Input, ScalarReference.Random(random, outChannels * inChannels * kernel * kernel),
+                ScalarReference.Random(random, outChannels), outChannels, kernel, stride, pad, Activation.Relu6);
+            EngineAssert.MatchesReference(twin, y, random, $"conv {inChannels}->{outChannels} {kernel}x{kernel} s{stride} {height}x{width} {pad}");
+        }
+    }
+
+    [Fact]
+    public void DirectConv_AfterHwcTranspose_MatchesReference()
+    {
+        var random = new Random(11);
+        var twin = new TwinBuilder(3, 37, 29);
+        TensorHandle chw = twin.TransposeHwcToChw(twin.Input);
+        TensorHandle y = twin.Conv(chw, ScalarReference.Random(random, 16 * 3 * 9), ScalarReference.Random(random, 16), 16, 3, 2,
+            Padding.SameUpper(37, 29, 3, 3, 2, 2), Activation.HardSwish);
+        EngineAssert.MatchesReference(twin, y, random, "HWC input conv");
+    }
+
+    /// <summary>The stride-2 split used by the planes: every length, checked against the definition.</summary>
+    [Fact]
+    public unsafe void Deinterleave_SplitsEvenAndOddColumns()
+    {
+        var random = new Random(3);
+        for (int length = 1; length <= 80; length++)
+        {
+            float[] row = ScalarReference.Random(random, length);
+            int half = (length + 1) / 2;
+            var even = new float[half];
+            var odd = new float[half];
+            fixed (float* r = row, e = even, o = odd) ConvPlanes.Deinterleave(r, length, e, o);
+            for (int j = 0; j < half; j++)
+            {
+                Assert.Equal(row[2 * j], even[j]);
+                Assert.Equal(2 * j + 1 < length ? row[2 * j + 1] : 0f, odd[j]);
+            }
+        }
+    }
+
+    private static void CheckDepthwise(Random random, int channels, int height, int width, int kernel, int stride, Padding pad)
+    {
+        var twin = new TwinBuilder(channels, height, width);
+        TensorHandle y = twin.Depthwise(twin.Input, ScalarReference.Random(random, channels * kernel * kernel), ScalarReference.Random(random, channels),
+            kernel, stride, pad, Activation.Relu6);
+        EngineAssert.MatchesReference(twin, y, random, $"depthwise {kernel}x{kernel} s{stride} {height}x{width} {pad}");
+    }
+
+    private static IEnumerable<Padding> AllPaddings() =>
+        from top in PadValues from left in PadValues from bottom in PadValues from right in PadValues select new Padding(top, left, bottom, right);
+}
