@@ -49,6 +49,39 @@ public sealed class RealModelParityTests
         }
     }
 
+    public static TheoryData<string, float> PrunedMobileNets()
+    {
+        var cases = new TheoryData<string, float>();
+        foreach (string model in MobileNets)
+            foreach (float sparsity in new[] { 0.5f, 0.7f, 0.9f })
+                cases.Add(model, sparsity);
+        return cases;
+    }
+
+    [Theory]
+    [MemberData(nameof(PrunedMobileNets))]
+    public void PrunedEngine_MatchesOnnxRuntimeOnThePrunedModel(string model, float sparsity)
+    {
+        string path = SharedData.Require("models/" + model);
+        OnnxPruner.Prune(File.ReadAllBytes(path), out byte[] pruned, new PruningOptions { TargetSparsity = sparsity }, Cancel);
+        var sparse = SparseModel.Load(pruned, null, Cancel);
+        Assert.Contains(sparse.Network.Layers, layer => layer.Kind == "Pointwise" && layer.Sparsity >= sparsity - 0.01f);
+        using var workspace = sparse.CreateWorkspace();
+        using var ort = new OnnxRuntimeReference(pruned);
+        int[] dims = [1, .. sparse.InputShape];
+        var inputs = new[]
+        {
+            ("hot_dog.jpg", LoadPhoto(SharedData.Require("images/hot_dog.jpg"), sparse.InputShape[1], Preprocessing(model))),
+            ("random", RandomImage(sparse.InputLength, seed: 4, Preprocessing(model))),
+        };
+        foreach (var (name, input) in inputs)
+        {
+            var output = new float[sparse.OutputLength];
+            sparse.Run(input, output, workspace);
+            AssertParity(ort.Run(input, dims), output, $"{model} pruned to {sparsity:P0}, {name}");
+        }
+    }
+
     [Fact]
     public void Batch_OfThree_EqualsThreeSingleRunsAndOnnxRuntime()
     {
