@@ -67,7 +67,7 @@ internal sealed class OnnxModelFile
         }
         catch (InvalidProtocolBufferException e)
         {
-            throw new InvalidOnnxModelException(source, $"not a readable ONNX protobuf (truncated or corrupt): {e.Message}", e);
+            throw new InvalidOnnxModelException(source, $"not a readable ONNX ModelProto (truncated, corrupt or not a model): {e.Message}", e);
         }
         if (model.Graph is null || model.IrVersion <= 0 || model.OpsetImport.Count == 0)
             throw new InvalidOnnxModelException(source,
