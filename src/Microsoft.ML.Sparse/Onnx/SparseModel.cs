@@ -1,3 +1,7 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.ML.Sparse.Onnx;
+
 namespace Microsoft.ML.Sparse;
 
 /// <summary>Options for importing an ONNX model into the sparse engine.</summary>
@@ -13,6 +17,7 @@ public sealed class SparseModelOptions
     public SimdWidth MaxSimdWidth { get; set; } = SimdWidth.Auto;
 
     /// <summary>Fixes the input's dynamic dimensions, NCHW including batch (e.g. [1, 3, 224, 224]); null takes the file's shape, with batch 1.</summary>
+    /// <remarks>For an NHWC model (input followed by Transpose [0,3,1,2]) the dims are in the file's NHWC order. The batch entry is ignored: <see cref="SparseModel.Run"/> takes any number of images.</remarks>
     public IReadOnlyList<int>? InputShape { get; set; }
 }
 
@@ -20,46 +25,116 @@ public sealed class SparseModelOptions
 /// An ONNX MobileNet-family model imported into the sparse CHW engine. Thread-safe: share one instance and give each
 /// concurrent caller its own <see cref="SparseWorkspace"/>.
 /// </summary>
+/// <remarks>
+/// Loading throws <see cref="InvalidOnnxModelException"/> for corrupt or inconsistent files and
+/// <see cref="UnsupportedOnnxModelException"/> for valid models the engine cannot run (both derive from
+/// <see cref="OnnxModelException"/>); docs/onnx-support.md lists the supported operators.
+/// </remarks>
 public sealed class SparseModel
 {
-    private SparseModel() { }
+    private readonly OnnxModelFile _file;
+    private readonly LoweredGraph _graph;
+
+    private SparseModel(OnnxModelFile file, LoweredGraph graph, SparseNetwork network)
+    {
+        _file = file;
+        _graph = graph;
+        Network = network;
+        var input = graph.InputShape;
+        InputShape = graph.InputIsHwc ? [input.Height, input.Width, input.Channels] : [input.Channels, input.Height, input.Width];
+        var output = graph.OutputShape;
+        OutputShape = output.Flat ? [output.Length] : [output.Channels, output.Height, output.Width];
+    }
 
     /// <summary>Loads an ONNX file (with external data beside it, if it has any).</summary>
-    public static SparseModel Load(string path, SparseModelOptions? options = null, CancellationToken cancellationToken = default) => throw new NotImplementedException();
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidOnnxModelException">The file is corrupt, truncated, not a model, or internally inconsistent.</exception>
+    /// <exception cref="UnsupportedOnnxModelException">The model uses an operator, attribute or input layout the engine does not support.</exception>
+    public static SparseModel Load(string path, SparseModelOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        return Import(OnnxModelFile.Read(path), options, cancellationToken);
+    }
 
-    /// <summary>Loads an ONNX model from a stream.</summary>
-    public static SparseModel Load(Stream stream, SparseModelOptions? options = null, CancellationToken cancellationToken = default) => throw new NotImplementedException();
+    /// <summary>Loads an ONNX model from a stream (external tensor data cannot be resolved and is rejected).</summary>
+    /// <exception cref="InvalidOnnxModelException">The bytes are corrupt, truncated, not a model, or internally inconsistent.</exception>
+    /// <exception cref="UnsupportedOnnxModelException">The model uses an operator, attribute or input layout the engine does not support.</exception>
+    public static SparseModel Load(Stream stream, SparseModelOptions? options = null, CancellationToken cancellationToken = default) =>
+        Import(OnnxModelFile.Read(stream), options, cancellationToken);
 
-    /// <summary>Loads an ONNX model from its bytes.</summary>
-    public static SparseModel Load(ReadOnlyMemory<byte> bytes, SparseModelOptions? options = null, CancellationToken cancellationToken = default) => throw new NotImplementedException();
+    /// <summary>Loads an ONNX model from its bytes (external tensor data cannot be resolved and is rejected).</summary>
+    /// <exception cref="InvalidOnnxModelException">The bytes are corrupt, truncated, not a model, or internally inconsistent.</exception>
+    /// <exception cref="UnsupportedOnnxModelException">The model uses an operator, attribute or input layout the engine does not support.</exception>
+    public static SparseModel Load(ReadOnlyMemory<byte> bytes, SparseModelOptions? options = null, CancellationToken cancellationToken = default) =>
+        Import(OnnxModelFile.Read(bytes), options, cancellationToken);
+
+    /// <summary>Reads, lowers and fuses the graph without planning it (tests check this stage against a reference).</summary>
+    internal static LoweredGraph Lower(OnnxModelFile file, IReadOnlyList<int>? inputShape, CancellationToken cancellationToken)
+    {
+        var graph = GraphLowering.Lower(file, inputShape, cancellationToken);
+        LayerFusion.Fuse(graph);
+        return graph;
+    }
+
+    private static SparseModel Import(OnnxModelFile file, SparseModelOptions? options, CancellationToken cancellationToken)
+    {
+        options ??= new SparseModelOptions();
+        var graph = Lower(file, options.InputShape, cancellationToken);
+        var networkOptions = new SparseNetworkOptions
+        {
+            Threads = options.Threads,
+            SparseThreshold = options.SparseThreshold,
+            MaxSimdWidth = options.MaxSimdWidth,
+        };
+        return new SparseModel(file, graph, NetworkEmitter.Emit(graph, networkOptions, cancellationToken));
+    }
 
     /// <summary>Name of the graph input.</summary>
-    public string InputName => throw new NotImplementedException();
+    public string InputName => _graph.InputName;
 
     /// <summary>Name of the graph output.</summary>
-    public string OutputName => throw new NotImplementedException();
+    public string OutputName => _graph.OutputName;
 
     /// <summary>Input shape of one image, without batch (e.g. [3, 224, 224], or [224, 224, 3] for NHWC models).</summary>
-    public IReadOnlyList<int> InputShape => throw new NotImplementedException();
+    public IReadOnlyList<int> InputShape { get; }
 
     /// <summary>Output shape of one image, without batch (e.g. [1001]).</summary>
-    public IReadOnlyList<int> OutputShape => throw new NotImplementedException();
+    public IReadOnlyList<int> OutputShape { get; }
 
     /// <summary>Floats per image in the input.</summary>
-    public int InputLength => throw new NotImplementedException();
+    public int InputLength => _graph.InputShape.Length;
 
     /// <summary>Floats per image in the output.</summary>
-    public int OutputLength => throw new NotImplementedException();
+    public int OutputLength => _graph.OutputShape.Length;
 
     /// <summary>The planned engine network.</summary>
-    public SparseNetwork Network => throw new NotImplementedException();
+    public SparseNetwork Network { get; }
 
     /// <summary>Workspace for one concurrent caller.</summary>
-    public SparseWorkspace CreateWorkspace() => throw new NotImplementedException();
+    public SparseWorkspace CreateWorkspace() => Network.CreateWorkspace();
 
     /// <summary>Scores a batch: <paramref name="input"/> holds N images (N * InputLength floats), <paramref name="output"/> N * OutputLength.</summary>
-    public void Run(ReadOnlySpan<float> input, Span<float> output, SparseWorkspace workspace) => throw new NotImplementedException();
+    /// <exception cref="ArgumentException">The spans do not hold the same whole number of images.</exception>
+    public void Run(ReadOnlySpan<float> input, Span<float> output, SparseWorkspace workspace)
+    {
+        ArgumentNullException.ThrowIfNull(workspace);
+        int images = input.Length / InputLength;
+        if (input.Length == 0 || input.Length % InputLength != 0)
+            throw new ArgumentException($"The input holds {input.Length} floats, not a positive multiple of {InputLength} (one image of [{string.Join(",", InputShape)}]).", nameof(input));
+        if (output.Length != images * OutputLength)
+            throw new ArgumentException($"The output holds {output.Length} floats; {images} image(s) need {images * OutputLength}.", nameof(output));
+        for (int i = 0; i < images; i++)
+            Network.Run(input.Slice(i * InputLength, InputLength), output.Slice(i * OutputLength, OutputLength), workspace);
+    }
 
     /// <summary>Layer-by-layer summary: shapes, sparsity, chosen kernel, dense vs sparse MACs.</summary>
-    public string Describe() => throw new NotImplementedException();
+    public string Describe()
+    {
+        var model = _file.Model;
+        var text = new StringBuilder();
+        text.AppendLine(CultureInfo.InvariantCulture, $"Model: {_file.Source} (graph '{model.Graph.Name}', producer {model.ProducerName} {model.ProducerVersion}, IR {model.IrVersion}, opset {_file.Opset})");
+        text.AppendLine(CultureInfo.InvariantCulture, $"Input: '{InputName}' [N,{string.Join(",", InputShape)}] {(_graph.InputIsHwc ? "NHWC" : "NCHW")}; output: '{OutputName}' [N,{string.Join(",", OutputShape)}]");
+        text.Append(Network.Describe());
+        return text.ToString();
+    }
 }

@@ -1,0 +1,311 @@
+using System.Buffers.Binary;
+using Google.Protobuf;
+using Microsoft.ML.Sparse.Onnx.Schema;
+
+namespace Microsoft.ML.Sparse.Onnx;
+
+/// <summary>
+/// A parsed ONNX model plus where it came from: the source name used in every error message, and the folder that
+/// external tensor data is resolved against (only when the model was loaded from a file).
+/// </summary>
+internal sealed class OnnxModelFile
+{
+    /// <summary>Default-domain opsets whose operator semantics the importer implements.</summary>
+    public const int MinOpset = 7, MaxOpset = 21;
+
+    /// <summary>Protobuf nesting depth allowed; ONNX models nest a few levels (model, graph, node, attribute, tensor).</summary>
+    private const int RecursionLimit = 64;
+
+    private OnnxModelFile(ModelProto model, string source, string? directory, int opset)
+    {
+        Model = model;
+        Source = source;
+        Directory = directory;
+        Opset = opset;
+    }
+
+    public ModelProto Model { get; }
+
+    public GraphProto Graph => Model.Graph;
+
+    /// <summary>The file path, or "(stream)"/"(bytes)".</summary>
+    public string Source { get; }
+
+    /// <summary>Folder of the model file, for external data; null when loaded from a stream or bytes.</summary>
+    public string? Directory { get; }
+
+    /// <summary>Version of the default ("" / "ai.onnx") operator set.</summary>
+    public int Opset { get; }
+
+    public static OnnxModelFile Read(string path)
+    {
+        string fullPath = Path.GetFullPath(path);
+        if (!File.Exists(fullPath)) throw new FileNotFoundException($"ONNX model '{fullPath}' not found.", fullPath);
+        using var stream = new FileStream(fullPath, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16);
+        return Parse(stream, fullPath, Path.GetDirectoryName(fullPath));
+    }
+
+    public static OnnxModelFile Read(Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        return Parse(stream, "(stream)", directory: null);
+    }
+
+    public static OnnxModelFile Read(ReadOnlyMemory<byte> bytes)
+    {
+        using var stream = new ReadOnlyMemoryStream(bytes);
+        return Parse(stream, "(bytes)", directory: null);
+    }
+
+    private static OnnxModelFile Parse(Stream stream, string source, string? directory)
+    {
+        ModelProto model;
+        try
+        {
+            using var input = CodedInputStream.CreateWithLimits(stream, int.MaxValue, RecursionLimit);
+            model = ModelProto.Parser.ParseFrom(input);
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new InvalidOnnxModelException(source, $"not a readable ONNX ModelProto (truncated, corrupt or not a model): {e.Message}", e);
+        }
+        if (model.Graph is null || model.IrVersion <= 0 || model.OpsetImport.Count == 0)
+            throw new InvalidOnnxModelException(source,
+                "the protobuf is not an ONNX ModelProto (it lacks a graph, an ir_version or an opset_import).");
+
+        var defaultOpset = model.OpsetImport.FirstOrDefault(o => o.Domain is "" or "ai.onnx");
+        if (defaultOpset is null)
+            throw new UnsupportedOnnxModelException(source, null, null,
+                $"the model does not import the default ONNX operator set; supported: opsets {MinOpset} to {MaxOpset} of domain \"\" (ai.onnx).");
+        if (defaultOpset.Version < MinOpset || defaultOpset.Version > MaxOpset)
+            throw new UnsupportedOnnxModelException(source, null, null,
+                $"default-domain opset {defaultOpset.Version} is not supported; supported: opsets {MinOpset} to {MaxOpset}.");
+        return new OnnxModelFile(model, source, directory, (int)defaultOpset.Version);
+    }
+
+    public InvalidOnnxModelException Invalid(string message, Exception? inner = null) => new(Source, message, inner);
+
+    public UnsupportedOnnxModelException Unsupported(NodeProto? node, string message) =>
+        new(Source, node is null ? null : NodeName(node), node?.OpType, message);
+
+    /// <summary>A node's name, or its first output when the exporter left it unnamed.</summary>
+    public static string NodeName(NodeProto node) =>
+        node.Name.Length > 0 ? node.Name : node.Output.Count > 0 ? node.Output[0] : $"<unnamed {node.OpType}>";
+
+    /// <summary>Decodes a tensor, checking its declared shape against the data present before allocating anything.</summary>
+    public OnnxTensor ReadTensor(TensorProto tensor)
+    {
+        string name = tensor.Name;
+        long[] dims = tensor.Dims.ToArray();
+        long count = OnnxTensor.ElementCount(dims);
+        if (count < 0)
+            throw Invalid($"tensor '{name}' declares dims [{string.Join(",", dims)}], which are negative or too large for memory.");
+        var type = (TensorProto.Types.DataType)tensor.DataType;
+        int elementSize = ElementSize(type)
+            ?? throw Unsupported(null, $"tensor '{name}' has data type {type}; supported: float, float16, bfloat16, double and integer/bool types.");
+
+        if (tensor.DataLocation == TensorProto.Types.DataLocation.External)
+            return Decode(type, dims, ReadExternal(tensor, count * elementSize));
+        if (tensor.HasRawData)
+        {
+            CheckCount(name, "raw_data bytes", count * elementSize, tensor.RawData.Length);
+            return Decode(type, dims, tensor.RawData.Span);
+        }
+        return DecodeTyped(tensor, type, dims, count);
+    }
+
+    /// <summary>Densifies a COO sparse initializer (linear [NNZ] or coordinate [NNZ, rank] indices).</summary>
+    public OnnxTensor ReadSparseTensor(SparseTensorProto sparse)
+    {
+        if (sparse.Values is null || sparse.Indices is null)
+            throw Invalid("a sparse_initializer lacks its values or indices.");
+        string name = sparse.Values.Name;
+        long[] dims = sparse.Dims.ToArray();
+        long count = OnnxTensor.ElementCount(dims);
+        if (count < 0) throw Invalid($"sparse tensor '{name}' declares dims [{string.Join(",", dims)}], which are negative or too large.");
+        OnnxTensor values = ReadTensor(sparse.Values);
+        OnnxTensor indices = ReadTensor(sparse.Indices);
+        if (!values.IsFloat)
+            throw Unsupported(null, $"sparse tensor '{name}' holds integers; only float sparse initializers are supported.");
+        int nnz = values.Length;
+        long[] index = indices.AsLongs();
+        bool linear = indices.Rank == 1 && index.Length == nnz;
+        bool coordinates = indices.Rank == 2 && indices.Dims[0] == nnz && indices.Dims[1] == dims.Length;
+        if (values.Rank != 1 || !(linear || coordinates))
+            throw Invalid($"sparse tensor '{name}': indices [{string.Join(",", indices.Dims)}] do not match {nnz} values of a rank-{dims.Length} tensor.");
+
+        var dense = new float[count];
+        for (int i = 0; i < nnz; i++)
+        {
+            long position = linear ? index[i] : LinearIndex(index.AsSpan(i * dims.Length, dims.Length), dims);
+            if (position < 0 || position >= count)
+                throw Invalid($"sparse tensor '{name}': index {i} lies outside dims [{string.Join(",", dims)}].");
+            dense[position] = values.Floats![i];
+        }
+        return OnnxTensor.FromFloats(dims, dense);
+    }
+
+    private static long LinearIndex(ReadOnlySpan<long> coordinate, long[] dims)
+    {
+        long position = 0;
+        for (int axis = 0; axis < dims.Length; axis++)
+        {
+            if (coordinate[axis] < 0 || coordinate[axis] >= dims[axis]) return -1;
+            position = position * dims[axis] + coordinate[axis];
+        }
+        return position;
+    }
+
+    private void CheckCount(string name, string what, long expected, long actual)
+    {
+        if (expected != actual)
+            throw Invalid($"tensor '{name}' declares {expected} {what} from its dims but holds {actual}.");
+    }
+
+    private byte[] ReadExternal(TensorProto tensor, long byteCount)
+    {
+        string name = tensor.Name;
+        if (Directory is null)
+            throw Invalid($"tensor '{name}' keeps its data in an external file; external data can only be read when the model is loaded from a file path.");
+        string location = "";
+        long offset = 0, length = -1;
+        foreach (var entry in tensor.ExternalData)
+        {
+            switch (entry.Key)
+            {
+                case "location": location = entry.Value; break;
+                case "offset" when long.TryParse(entry.Value, out long o) && o >= 0: offset = o; break;
+                case "length" when long.TryParse(entry.Value, out long l) && l >= 0: length = l; break;
+                case "offset" or "length": throw Invalid($"tensor '{name}' has an invalid external_data {entry.Key} '{entry.Value}'.");
+            }
+        }
+        if (location.Length == 0) throw Invalid($"tensor '{name}' is external but names no location.");
+        string root = Path.TrimEndingDirectorySeparator(Directory) + Path.DirectorySeparatorChar;
+        string path = Path.GetFullPath(Path.Combine(root, location));
+        if (!path.StartsWith(root, StringComparison.Ordinal))
+            throw Invalid($"tensor '{name}': external data location '{location}' escapes the model's folder.");
+        if (!File.Exists(path))
+            throw Invalid($"tensor '{name}': external data file '{path}' not found.");
+        if (length >= 0) CheckCount(name, "external bytes", byteCount, length);
+
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        if (offset > file.Length || file.Length - offset < byteCount)
+            throw Invalid($"tensor '{name}': external file '{path}' has {file.Length} bytes, too few for {byteCount} bytes at offset {offset}.");
+        var bytes = new byte[byteCount];
+        file.Position = offset;
+        file.ReadExactly(bytes);
+        return bytes;
+    }
+
+    private static int? ElementSize(TensorProto.Types.DataType type) => type switch
+    {
+        TensorProto.Types.DataType.Float or TensorProto.Types.DataType.Int32 or TensorProto.Types.DataType.Uint32 => 4,
+        TensorProto.Types.DataType.Double or TensorProto.Types.DataType.Int64 or TensorProto.Types.DataType.Uint64 => 8,
+        TensorProto.Types.DataType.Float16 or TensorProto.Types.DataType.Bfloat16
+            or TensorProto.Types.DataType.Int16 or TensorProto.Types.DataType.Uint16 => 2,
+        TensorProto.Types.DataType.Int8 or TensorProto.Types.DataType.Uint8 or TensorProto.Types.DataType.Bool => 1,
+        _ => null,
+    };
+
+    private static bool IsFloatType(TensorProto.Types.DataType type) => type is TensorProto.Types.DataType.Float
+        or TensorProto.Types.DataType.Double or TensorProto.Types.DataType.Float16 or TensorProto.Types.DataType.Bfloat16;
+
+    /// <summary>Decodes little-endian fixed-width elements; the byte count was checked against the dims.</summary>
+    private static OnnxTensor Decode(TensorProto.Types.DataType type, long[] dims, ReadOnlySpan<byte> bytes)
+    {
+        int size = ElementSize(type)!.Value;
+        int count = bytes.Length / size;
+        if (IsFloatType(type))
+        {
+            var floats = new float[count];
+            for (int i = 0; i < count; i++)
+            {
+                var element = bytes.Slice(i * size, size);
+                floats[i] = type switch
+                {
+                    TensorProto.Types.DataType.Float => BinaryPrimitives.ReadSingleLittleEndian(element),
+                    TensorProto.Types.DataType.Double => (float)BinaryPrimitives.ReadDoubleLittleEndian(element),
+                    TensorProto.Types.DataType.Float16 => (float)BinaryPrimitives.ReadHalfLittleEndian(element),
+                    _ => BFloat16ToFloat(BinaryPrimitives.ReadUInt16LittleEndian(element)),
+                };
+            }
+            return OnnxTensor.FromFloats(dims, floats);
+        }
+        var longs = new long[count];
+        for (int i = 0; i < count; i++)
+        {
+            var element = bytes.Slice(i * size, size);
+            longs[i] = type switch
+            {
+                TensorProto.Types.DataType.Int64 => BinaryPrimitives.ReadInt64LittleEndian(element),
+                TensorProto.Types.DataType.Uint64 => (long)BinaryPrimitives.ReadUInt64LittleEndian(element),
+                TensorProto.Types.DataType.Int32 => BinaryPrimitives.ReadInt32LittleEndian(element),
+                TensorProto.Types.DataType.Uint32 => BinaryPrimitives.ReadUInt32LittleEndian(element),
+                TensorProto.Types.DataType.Int16 => BinaryPrimitives.ReadInt16LittleEndian(element),
+                TensorProto.Types.DataType.Uint16 => BinaryPrimitives.ReadUInt16LittleEndian(element),
+                TensorProto.Types.DataType.Int8 => (sbyte)element[0],
+                _ => element[0],
+            };
+        }
+        return OnnxTensor.FromLongs(dims, longs);
+    }
+
+    /// <summary>Decodes the typed repeated fields (float_data, int32_data, int64_data, double_data, uint64_data).</summary>
+    private OnnxTensor DecodeTyped(TensorProto tensor, TensorProto.Types.DataType type, long[] dims, long count)
+    {
+        string name = tensor.Name;
+        switch (type)
+        {
+            case TensorProto.Types.DataType.Float:
+                CheckCount(name, "float_data values", count, tensor.FloatData.Count);
+                return OnnxTensor.FromFloats(dims, tensor.FloatData.ToArray());
+            case TensorProto.Types.DataType.Double:
+                CheckCount(name, "double_data values", count, tensor.DoubleData.Count);
+                return OnnxTensor.FromFloats(dims, tensor.DoubleData.Select(v => (float)v).ToArray());
+            case TensorProto.Types.DataType.Int64:
+                CheckCount(name, "int64_data values", count, tensor.Int64Data.Count);
+                return OnnxTensor.FromLongs(dims, tensor.Int64Data.ToArray());
+            case TensorProto.Types.DataType.Uint32 or TensorProto.Types.DataType.Uint64:
+                CheckCount(name, "uint64_data values", count, tensor.Uint64Data.Count);
+                return OnnxTensor.FromLongs(dims, tensor.Uint64Data.Select(v => (long)v).ToArray());
+            case TensorProto.Types.DataType.Float16:
+                CheckCount(name, "int32_data values", count, tensor.Int32Data.Count);
+                return OnnxTensor.FromFloats(dims, tensor.Int32Data.Select(v => (float)BitConverter.UInt16BitsToHalf((ushort)v)).ToArray());
+            case TensorProto.Types.DataType.Bfloat16:
+                CheckCount(name, "int32_data values", count, tensor.Int32Data.Count);
+                return OnnxTensor.FromFloats(dims, tensor.Int32Data.Select(v => BFloat16ToFloat((ushort)v)).ToArray());
+            default: // int32, int16, uint16, int8, uint8, bool all live in int32_data
+                CheckCount(name, "int32_data values", count, tensor.Int32Data.Count);
+                return OnnxTensor.FromLongs(dims, tensor.Int32Data.Select(v => (long)v).ToArray());
+        }
+    }
+
+    private static float BFloat16ToFloat(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
+
+    /// <summary>A read-only stream over memory, so bytes parse through the same size- and depth-limited path as files.</summary>
+    private sealed class ReadOnlyMemoryStream(ReadOnlyMemory<byte> memory) : Stream
+    {
+        private int _position;
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => memory.Length;
+        public override long Position { get => _position; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            int count = Math.Min(buffer.Length, memory.Length - _position);
+            memory.Span.Slice(_position, count).CopyTo(buffer);
+            _position += count;
+            return count;
+        }
+
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}

@@ -1,0 +1,58 @@
+namespace Microsoft.ML.Sparse;
+
+/// <summary>Where the magnitude threshold of <see cref="OnnxPruner"/> is chosen.</summary>
+public enum PruningScope
+{
+    /// <summary>Every prunable layer is pruned to the target sparsity on its own (one threshold per layer).</summary>
+    PerLayer,
+    /// <summary>One magnitude threshold over all prunable weights together: the target holds for their total, and
+    /// layers with small weights lose more than layers with large ones.</summary>
+    Global,
+}
+
+/// <summary>How a block of output channels is scored.</summary>
+public enum BlockNorm
+{
+    /// <summary>Root mean square of the block (the L2 norm, scaled so partial trailing blocks compare fairly).</summary>
+    L2,
+    /// <summary>Mean absolute value of the block (the L1 norm, scaled likewise).</summary>
+    L1,
+}
+
+/// <summary>Options of <see cref="OnnxPruner"/>: one-shot magnitude pruning of a dense ONNX model.</summary>
+public sealed class PruningOptions
+{
+    /// <summary>Fraction of each prunable layer's weights (or of all of them, for <see cref="PruningScope.Global"/>)
+    /// that is zero afterwards, counting zeros already there; 0 to 1. Default 0.9.</summary>
+    public float TargetSparsity { get; set; } = 0.9f;
+
+    /// <summary>Per-layer or global threshold. Default per layer.</summary>
+    public PruningScope Scope { get; set; } = PruningScope.PerLayer;
+
+    /// <summary>Output channels pruned together: 1 (single weights), 2, 4 or 8. A block is B consecutive output channels
+    /// at one input channel (and kernel tap), so the engine's block kernels apply. Depthwise layers always use 1.</summary>
+    public int BlockSize { get; set; } = 1;
+
+    /// <summary>Score of a block of more than one weight. Default L2.</summary>
+    public BlockNorm BlockNorm { get; set; } = BlockNorm.L2;
+
+    /// <summary>Also prunes full (non-1x1, group 1) convolutions such as the first 3x3 conv. Default false: the stem
+    /// holds few weights and is sensitive.</summary>
+    public bool IncludeFirstConvolution { get; set; }
+
+    /// <summary>Also prunes depthwise convolutions. Default false: they hold few weights and the engine runs them dense.</summary>
+    public bool IncludeDepthwise { get; set; }
+
+    /// <summary>Prunes the classifier (the last Conv, Gemm or MatMul of the graph). Default true.</summary>
+    public bool IncludeClassifier { get; set; } = true;
+
+    internal void Validate()
+    {
+        if (!(TargetSparsity is >= 0f and <= 1f))
+            throw new ArgumentOutOfRangeException(nameof(TargetSparsity), TargetSparsity, "TargetSparsity must be between 0 and 1.");
+        if (BlockSize is not (1 or 2 or 4 or 8))
+            throw new ArgumentOutOfRangeException(nameof(BlockSize), BlockSize, "BlockSize must be 1, 2, 4 or 8 output channels.");
+        if (!Enum.IsDefined(Scope)) throw new ArgumentOutOfRangeException(nameof(Scope), Scope, "Scope must be PerLayer or Global.");
+        if (!Enum.IsDefined(BlockNorm)) throw new ArgumentOutOfRangeException(nameof(BlockNorm), BlockNorm, "BlockNorm must be L2 or L1.");
+    }
+}
