@@ -206,6 +206,7 @@ public class PruningTests
         float smallestKept = Enumerable.Range(0, orig.Length).Where(i => newMask[i] != 0f).Min(i => Math.Abs(orig[i]));
         Assert.True(largestPruned <= smallestKept);
         Assert.Equal("weight_orig * weight_mask", report.Layers.Single().WeightName);
+        Assert.Contains("mask 'weight_mask'", report.Layers.Single().Note);
         Assert.All(OrtScoring.Run(pruned, new float[128], [1, 8, 4, 4]), v => Assert.True(float.IsFinite(v)));
     }
 
