@@ -120,8 +120,8 @@ public class PruningTests
 
         int batch = GeneratedVariants.BatchOf(options);
         float[] input = GeneratedVariants.RandomImages(options, batch, seed: 5);
-        long[] shape = GeneratedVariants.InputShape(options, batch);
-        Assert.Equal(OrtScoring.Run(model, input, shape), OrtScoring.Run(pruned, input, shape));
+        int[] shape = GeneratedVariants.InputShape(options, batch);
+        Assert.Equal(GeneratedVariants.ScoreWithOnnxRuntime(model, input, shape), GeneratedVariants.ScoreWithOnnxRuntime(pruned, input, shape));
         Assert.All(report.Layers, layer => Assert.Equal(layer.NonzerosBefore, layer.NonzerosAfter));
         Assert.Equal(ModelWeights.Read(model), ModelWeights.Read(pruned));
     }
@@ -158,7 +158,7 @@ public class PruningTests
             Assert.InRange(layer.SparsityAfter, target - 0.5 * block / layer.Elements, target + 0.5 * block / layer.Elements);
         });
         int batch = GeneratedVariants.BatchOf(options);
-        float[] output = OrtScoring.Run(pruned, GeneratedVariants.RandomImages(options, batch, seed: 6), GeneratedVariants.InputShape(options, batch));
+        float[] output = GeneratedVariants.ScoreWithOnnxRuntime(pruned, GeneratedVariants.RandomImages(options, batch, seed: 6), GeneratedVariants.InputShape(options, batch));
         Assert.All(output, value => Assert.True(float.IsFinite(value)));
     }
 
@@ -207,7 +207,7 @@ public class PruningTests
         Assert.True(largestPruned <= smallestKept);
         Assert.Equal("weight_orig * weight_mask", report.Layers.Single().WeightName);
         Assert.Contains("mask 'weight_mask'", report.Layers.Single().Note);
-        Assert.All(OrtScoring.Run(pruned, new float[128], [1, 8, 4, 4]), v => Assert.True(float.IsFinite(v)));
+        Assert.All(GeneratedVariants.ScoreWithOnnxRuntime(pruned, new float[128], [1, 8, 4, 4]), v => Assert.True(float.IsFinite(v)));
     }
 
     [Fact]
