@@ -162,6 +162,29 @@ public class PruningTests
         Assert.All(output, value => Assert.True(float.IsFinite(value)));
     }
 
+    [Theory]
+    [InlineData("mobilenet_v1_1.0_224.onnx", PruningScope.PerLayer, 4)]
+    [InlineData("mobilenet_v2_1.0_224.onnx", PruningScope.Global, 1)]
+    [InlineData("mobilenetv2-12.onnx", PruningScope.PerLayer, 2)]
+    public void PrunedRealModelRunsInTheSparseEngineAsInOnnxRuntime(string modelFile, PruningScope scope, int block)
+    {
+        string path = SharedData.Require("models/" + modelFile);
+        var report = OnnxPruner.Prune(File.ReadAllBytes(path), out byte[] pruned, new PruningOptions { TargetSparsity = 0.9f, Scope = scope, BlockSize = block }, cancellationToken: Ct);
+        Assert.InRange(report.PrunedLayersSparsity, 0.89, 0.95);
+
+        var random = new Random(8);
+        float[] image = Enumerable.Range(0, 3 * 224 * 224).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+        float[] expected = GeneratedVariants.ScoreWithOnnxRuntime(pruned, image, [1, 3, 224, 224]);
+        var model = SparseModel.Load(pruned, new SparseModelOptions { Threads = 2 }, Ct);
+        var actual = new float[model.OutputLength];
+        model.Run(image, actual, model.CreateWorkspace());
+
+        double largest = expected.Max(Math.Abs);
+        double error = expected.Zip(actual).Max(pair => Math.Abs(pair.First - pair.Second));
+        Assert.True(error <= 1e-4 * largest, $"max |ours - ORT| = {error:G3}, {error / largest:G3} of max |ORT|");
+        Assert.Equal(Array.IndexOf(expected, expected.Max()), Array.IndexOf(actual, actual.Max()));
+    }
+
     [Fact]
     public void FloatDataEncodingIsKept()
     {
