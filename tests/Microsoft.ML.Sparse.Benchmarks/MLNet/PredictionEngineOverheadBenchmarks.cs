@@ -6,7 +6,8 @@ namespace Microsoft.ML.Sparse.Benchmarks.MLNet;
 /// <summary>
 /// One image through PredictionEngine.Predict with ScoreSparseMobileNet and with ApplyOnnxModel on the same pruned
 /// model, against the raw SparseModel.Run: the difference between the first and the last is ML.NET's overhead per
-/// image. Everything single-threaded (ThreadsPerRow = 1, ONNX Runtime intra-op threads = 1).
+/// image (the tiny model makes it visible). Everything single-threaded (ThreadsPerRow = 1, ONNX Runtime intra-op
+/// threads = 1).
 /// </summary>
 [MemoryDiagnoser]
 public class PredictionEngineOverheadBenchmarks
@@ -20,10 +21,13 @@ public class PredictionEngineOverheadBenchmarks
     private PredictionEngine<PrunedBenchmarkModel.PixelInput, PrunedBenchmarkModel.ScoreOutput> _sparseEngine = null!;
     private PredictionEngine<PrunedBenchmarkModel.PixelInput, PrunedBenchmarkModel.ScoreOutput> _onnxEngine = null!;
 
+    [Params(PrunedBenchmarkModel.Tiny, PrunedBenchmarkModel.MobileNet)]
+    public string Model { get; set; } = PrunedBenchmarkModel.Tiny;
+
     [GlobalSetup]
     public void Setup()
     {
-        _model = new PrunedBenchmarkModel();
+        _model = new PrunedBenchmarkModel(Model);
         _workspace = _model.Model.CreateWorkspace();
         _image = _model.RandomImages(1, seed: 1)[0];
         _output = new float[_model.Model.OutputLength];

@@ -3,16 +3,29 @@ using Microsoft.ML.Data;
 namespace Microsoft.ML.Sparse.Benchmarks.MLNet;
 
 /// <summary>
-/// The model the ML.NET benchmarks score: ../shared/models/mobilenet_v1_1.0_224.onnx pruned to 90% (1x1 layers) when
-/// ../shared is present, else a generated MobileNet v1 with 90% sparse 1x1 weights; written to a temporary file.
+/// The model the ML.NET benchmarks score, written to a temporary file: <see cref="MobileNet"/> is
+/// ../shared/models/mobilenet_v1_1.0_224.onnx pruned to 90% (1x1 layers) when ../shared is present, else a generated
+/// MobileNet v1 224 with 90% sparse 1x1 weights; <see cref="Tiny"/> is a generated width-0.25 32x32 MobileNet v1 whose
+/// short run time makes the fixed per-image cost of ML.NET measurable.
 /// </summary>
 internal sealed class PrunedBenchmarkModel : IDisposable
 {
-    public PrunedBenchmarkModel()
+    public const string MobileNet = "mobilenet_v1_224";
+    public const string Tiny = "tiny_v1_32";
+
+    public PrunedBenchmarkModel(string kind = MobileNet)
     {
         File = Path.Combine(Path.GetTempPath(), $"sparse-mlnet-bench-{Guid.NewGuid():N}.onnx");
         string? shared = FindSharedModel();
-        if (shared is not null)
+        if (kind == Tiny)
+        {
+            System.IO.File.WriteAllBytes(File, SyntheticMobileNet.Create(new SyntheticMobileNetOptions
+            {
+                WidthMultiplier = 0.25f, Resolution = 32, Classes = 10, PointwiseSparsity = 0.9f, Seed = 1,
+            }));
+            Description = "generated MobileNet v1 0.25 32x32, 10 classes, 90% sparse 1x1 weights";
+        }
+        else if (shared is not null)
         {
             OnnxPruner.Prune(shared, File, new PruningOptions { TargetSparsity = 0.9f });
             Description = "mobilenet_v1_1.0_224 pruned to 90%";
