@@ -1,9 +1,18 @@
 using BenchmarkDotNet.Running;
+using Microsoft.ML.Sparse.Benchmarks.EndToEnd;
 
 namespace Microsoft.ML.Sparse.Benchmarks;
 
-/// <summary>Entry point: BenchmarkDotNet's switcher over every benchmark class in this assembly (pass --filter '*Name*').</summary>
+/// <summary>
+/// `e2e [--quick]` runs the end-to-end comparison and writes docs/benchmarks/; anything else goes to BenchmarkDotNet's
+/// switcher over every benchmark class here (e.g. --filter '*Pointwise*').
+/// </summary>
 internal static class Program
 {
-    private static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+    private static int Main(string[] args)
+    {
+        if (args.Length > 0 && args[0] == "e2e") return EndToEndRunner.Run(args[1..]);
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        return 0;
+    }
 }

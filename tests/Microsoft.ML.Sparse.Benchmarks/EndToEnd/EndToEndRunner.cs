@@ -1,0 +1,116 @@
+using System.Globalization;
+using System.Runtime.Intrinsics;
+using System.Text;
+using BenchmarkDotNet.Columns;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Diagnosers;
+using BenchmarkDotNet.Exporters;
+using BenchmarkDotNet.Jobs;
+using BenchmarkDotNet.Loggers;
+using BenchmarkDotNet.Reports;
+using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
+
+namespace Microsoft.ML.Sparse.Benchmarks.EndToEnd;
+
+/// <summary>
+/// `e2e [--quick]`: runs <see cref="EndToEndBenchmarks"/> side by side in one BenchmarkDotNet run and writes
+/// docs/benchmarks/e2e-results.md (medians and ratios) and e2e-results.csv (input of the chart tool).
+/// </summary>
+internal static class EndToEndRunner
+{
+    public static int Run(string[] args)
+    {
+        bool quick = args.Contains("--quick");
+        if (quick)
+        {
+            EndToEndBenchmarks.Sparsities = [0, 0.9];
+            EndToEndBenchmarks.ThreadCounts = [1];
+        }
+
+        // In-process: no per-benchmark project build, so the quick mode fits in two minutes.
+        var job = Job.Default.WithToolchain(InProcessEmitToolchain.Instance)
+            .WithLaunchCount(1).WithWarmupCount(quick ? 2 : 4).WithIterationCount(quick ? 5 : 12);
+        var config = ManualConfig.CreateEmpty()
+            .AddJob(job)
+            .AddColumnProvider(DefaultColumnProviders.Instance)
+            .AddDiagnoser(MemoryDiagnoser.Default)
+            .AddLogger(ConsoleLogger.Default)
+            .AddExporter(MarkdownExporter.GitHub)
+            .WithOrderer(new BenchmarkDotNet.Order.DefaultOrderer(BenchmarkDotNet.Order.SummaryOrderPolicy.Declared));
+
+        Summary summary = BenchmarkRunner.Run<EndToEndBenchmarks>(config);
+        var results = summary.Reports.Where(r => r.ResultStatistics != null).Select(r => new Result(
+            (string)r.BenchmarkCase.Parameters["Model"],
+            r.BenchmarkCase.Descriptor.WorkloadMethodDisplayInfo.Trim('\''),
+            (int)r.BenchmarkCase.Parameters["Threads"],
+            (double)r.BenchmarkCase.Parameters["Sparsity"],
+            r.ResultStatistics!.Median / 1e6)).ToList();
+        if (results.Count == 0)
+        {
+            Console.Error.WriteLine("No benchmark produced a result; see the log above.");
+            return 1;
+        }
+
+        string folder = Path.Combine(BenchmarkModels.RepositoryRoot, "docs", "benchmarks");
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "e2e-results.csv"), ToCsv(results));
+        File.WriteAllText(Path.Combine(folder, "e2e-results.md"), ToMarkdown(results, summary, quick));
+        Console.WriteLine($"wrote {Path.Combine(folder, "e2e-results.md")} and e2e-results.csv");
+        return 0;
+    }
+
+    private sealed record Result(string Model, string Engine, int Threads, double Sparsity, double MedianMs);
+
+    private static string ToCsv(IEnumerable<Result> results)
+    {
+        var csv = new StringBuilder("model,engine,threads,sparsity,median_ms\n");
+        foreach (var r in results)
+            csv.Append(CultureInfo.InvariantCulture, $"{r.Model},{r.Engine},{r.Threads},{r.Sparsity},{r.MedianMs:0.0000}\n");
+        return csv.ToString();
+    }
+
+    private static string ToMarkdown(List<Result> results, Summary summary, bool quick)
+    {
+        string[] engines = results.Select(r => r.Engine).Distinct().ToArray();
+        string baseline = engines[0];
+        string sparse = engines.FirstOrDefault(e => e.StartsWith("Sparse engine", StringComparison.Ordinal)) ?? engines[^1];
+        var md = new StringBuilder();
+        md.AppendLine(CultureInfo.InvariantCulture, $"Measured {DateTime.UtcNow:yyyy-MM-dd} on {summary.HostEnvironmentInfo.Cpu.Value.ProcessorName} " +
+            $"({Environment.ProcessorCount} cores; widest SIMD: {Isa()}), {summary.HostEnvironmentInfo.RuntimeVersion}, " +
+            $"ONNX Runtime {typeof(OnnxRuntime.InferenceSession).Assembly.GetName().Version}, batch 1, {(quick ? "quick mode" : "full mode")}.");
+        md.AppendLine("Median milliseconds per image; ratio = sparse engine time / ONNX Runtime session time (lower is better).");
+        md.AppendLine();
+        md.AppendLine($"| model | threads | sparsity | {string.Join(" | ", engines)} | ratio | speed-up |");
+        md.AppendLine($"|---|---:|---:|{string.Concat(engines.Select(_ => "---:|"))}---:|---:|");
+        foreach (var group in results.GroupBy(r => (r.Model, r.Threads, r.Sparsity)).OrderBy(g => g.Key.Model).ThenBy(g => g.Key.Threads).ThenBy(g => g.Key.Sparsity))
+        {
+            double Median(string engine) => group.FirstOrDefault(r => r.Engine == engine)?.MedianMs ?? double.NaN;
+            double ratio = Median(sparse) / Median(baseline);
+            md.AppendLine(CultureInfo.InvariantCulture,
+                $"| {group.Key.Model} | {group.Key.Threads} | {group.Key.Sparsity * 100:0}% | {string.Join(" | ", engines.Select(e => Median(e).ToString("0.000", CultureInfo.InvariantCulture)))} | {ratio:0.00} | {1 / ratio:0.00}x |");
+        }
+
+        var scaling = results.Where(r => r.Engine == sparse).GroupBy(r => (r.Model, r.Sparsity))
+            .Where(g => g.Any(r => r.Threads == 1) && g.Any(r => r.Threads == 2)).ToList();
+        if (scaling.Count > 0)
+        {
+            md.AppendLine();
+            md.AppendLine("Thread scaling of the sparse engine (time with 1 thread / time with 2 threads):");
+            md.AppendLine();
+            md.AppendLine("| model | sparsity | 1 thread (ms) | 2 threads (ms) | scaling |");
+            md.AppendLine("|---|---:|---:|---:|---:|");
+            foreach (var g in scaling.OrderBy(g => g.Key.Model).ThenBy(g => g.Key.Sparsity))
+            {
+                double one = g.First(r => r.Threads == 1).MedianMs, two = g.First(r => r.Threads == 2).MedianMs;
+                md.AppendLine(CultureInfo.InvariantCulture, $"| {g.Key.Model} | {g.Key.Sparsity * 100:0}% | {one:0.000} | {two:0.000} | {one / two:0.00}x |");
+            }
+        }
+        return md.ToString();
+    }
+
+    private static string Isa() =>
+        Vector512.IsHardwareAccelerated ? "AVX-512 (Vector512)" :
+        Vector256.IsHardwareAccelerated ? "AVX2 (Vector256)" :
+        Vector128.IsHardwareAccelerated ? "128-bit (SSE/NEON)" : "scalar";
+}

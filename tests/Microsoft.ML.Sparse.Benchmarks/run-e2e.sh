@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: ONNX Runtime vs the sparse engine on the real MobileNets and pruned copies.
+# Usage (from anywhere): tests/Microsoft.ML.Sparse.Benchmarks/run-e2e.sh [--quick]
+# Writes docs/benchmarks/e2e-results.md, e2e-results.csv and latency-vs-sparsity.png.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+dotnet run -c Release --project tests/Microsoft.ML.Sparse.Benchmarks -- e2e "$@"
+dotnet run -c Release --project tests/Microsoft.ML.Sparse.Benchmarks.Charts -- docs/benchmarks/e2e-results.csv docs/benchmarks/latency-vs-sparsity.png
