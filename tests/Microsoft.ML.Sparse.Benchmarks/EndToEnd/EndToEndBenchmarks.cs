@@ -64,11 +64,11 @@ public class EndToEndBenchmarks
 
         var ml = new MLContext(seed: 1);
         var schema = SchemaDefinition.Create(typeof(ImageRow));
-        schema[nameof(ImageRow.Input)].ColumnName = _sparse.InputName;
-        schema[nameof(ImageRow.Input)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, _sparse.InputLength);
+        schema[0].ColumnName = _sparse.InputName;
+        schema[0].ColumnType = new VectorDataViewType(NumberDataViewType.Single, _sparse.InputLength);
         var outputSchema = SchemaDefinition.Create(typeof(ScoreRow));
-        outputSchema[nameof(ScoreRow.Score)].ColumnName = _sparse.OutputName;
-        outputSchema[nameof(ScoreRow.Score)].ColumnType = new VectorDataViewType(NumberDataViewType.Single, _sparse.OutputLength);
+        outputSchema[0].ColumnName = _sparse.OutputName;
+        outputSchema[0].ColumnType = new VectorDataViewType(NumberDataViewType.Single, _sparse.OutputLength);
         var empty = ml.Data.LoadFromEnumerable(Array.Empty<ImageRow>(), schema);
 
         var onnx = ml.Transforms.ApplyOnnxModel(new OnnxOptions
