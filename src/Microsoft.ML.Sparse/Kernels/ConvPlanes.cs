@@ -59,12 +59,26 @@ internal static unsafe class ConvPlanes
         {
             int r = y + g.Pad.Top;
             float* destination = planes + (r % g.StrideHeight) * stride * phaseFloats + (long)(r / g.StrideHeight) * phaseWidth;
-            // Stride 1 across has a single column phase, so the padded row is written in place; otherwise the padded row
-            // (its zero margins untouched since the clear) is split into the column phases.
-            float* row = stride == 1 ? destination : rowScratch;
-            new ReadOnlySpan<float>(channel + (long)y * g.InWidth, g.InWidth).CopyTo(new Span<float>(row + g.Pad.Left, g.InWidth));
-            if (stride == 2) Deinterleave(row, paddedWidth, destination, destination + phaseFloats);
-            else if (stride > 2) SplitPhases(row, paddedWidth, stride, destination, phaseFloats);
+            if (stride == 1)
+            {
+                // A single column phase: the row goes straight to its place between the (cleared) margins.
+                new ReadOnlySpan<float>(channel + (long)y * g.InWidth, g.InWidth).CopyTo(new Span<float>(destination + g.Pad.Left, g.InWidth));
+            }
+            else if (stride == 2)
+            {
+                // Input column x sits at padded column x + Left: with Left even, even input columns go to the even phase;
+                // with Left odd, to the odd phase. Either way at offset Left / 2 (rounded as below).
+                float* even = destination, odd = destination + phaseFloats;
+                int left = g.Pad.Left;
+                if (left % 2 == 0) Deinterleave(channel + (long)y * g.InWidth, g.InWidth, even + left / 2, odd + left / 2);
+                else Deinterleave(channel + (long)y * g.InWidth, g.InWidth, odd + left / 2, even + left / 2 + 1);
+            }
+            else
+            {
+                // Rare strides: pad the row in scratch (its margins stay clear), then split it into the phases.
+                new ReadOnlySpan<float>(channel + (long)y * g.InWidth, g.InWidth).CopyTo(new Span<float>(rowScratch + g.Pad.Left, g.InWidth));
+                SplitPhases(rowScratch, paddedWidth, stride, destination, phaseFloats);
+            }
         }
     }
 
@@ -83,7 +97,7 @@ internal static unsafe class ConvPlanes
         }
     }
 
-    /// <summary>Stride 2: even columns to <paramref name="even"/>, odd ones to <paramref name="odd"/> (a trailing odd slot becomes 0).</summary>
+    /// <summary>Stride 2: even columns to <paramref name="even"/>, odd ones to <paramref name="odd"/>; writes exactly ceil(length / 2) and floor(length / 2) floats.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Deinterleave(float* row, int length, float* even, float* odd)
     {
@@ -110,11 +124,7 @@ internal static unsafe class ConvPlanes
                 Avx2.Permute4x64(Avx.Shuffle(a, b, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle().Store(odd + i / 2);
             }
         }
-        for (; i < length; i += 2)
-        {
-            even[i / 2] = row[i];
-            odd[i / 2] = i + 1 < length ? row[i + 1] : 0f;
-        }
+        for (; i < length; i++) (i % 2 == 0 ? even : odd)[i / 2] = row[i];
     }
 
     /// <summary>
