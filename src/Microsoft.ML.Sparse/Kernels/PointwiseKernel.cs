@@ -175,35 +175,10 @@ internal static unsafe class PointwiseKernel
             TVec x2 = v2 ? TVec.Load(row + o2) : default;
             TVec x3 = v3 ? TVec.Load(row + o3) : default;
 
-            TVec w0 = TVec.Broadcast(w[0]);
-            a00 = TVec.MultiplyAdd(x0, w0, a00);
-            if (v1) a01 = TVec.MultiplyAdd(x1, w0, a01);
-            if (v2) a02 = TVec.MultiplyAdd(x2, w0, a02);
-            if (v3) a03 = TVec.MultiplyAdd(x3, w0, a03);
-            if (c1)
-            {
-                TVec w1 = TVec.Broadcast(w[1]);
-                a10 = TVec.MultiplyAdd(x0, w1, a10);
-                if (v1) a11 = TVec.MultiplyAdd(x1, w1, a11);
-                if (v2) a12 = TVec.MultiplyAdd(x2, w1, a12);
-                if (v3) a13 = TVec.MultiplyAdd(x3, w1, a13);
-            }
-            if (c2)
-            {
-                TVec w2 = TVec.Broadcast(w[2]);
-                a20 = TVec.MultiplyAdd(x0, w2, a20);
-                if (v1) a21 = TVec.MultiplyAdd(x1, w2, a21);
-                if (v2) a22 = TVec.MultiplyAdd(x2, w2, a22);
-                if (v3) a23 = TVec.MultiplyAdd(x3, w2, a23);
-            }
-            if (c3)
-            {
-                TVec w3 = TVec.Broadcast(w[3]);
-                a30 = TVec.MultiplyAdd(x0, w3, a30);
-                if (v1) a31 = TVec.MultiplyAdd(x1, w3, a31);
-                if (v2) a32 = TVec.MultiplyAdd(x2, w3, a32);
-                if (v3) a33 = TVec.MultiplyAdd(x3, w3, a33);
-            }
+            MultiplyAddRow<TVec, TVectors>(w[0], x0, x1, x2, x3, ref a00, ref a01, ref a02, ref a03);
+            if (c1) MultiplyAddRow<TVec, TVectors>(w[1], x0, x1, x2, x3, ref a10, ref a11, ref a12, ref a13);
+            if (c2) MultiplyAddRow<TVec, TVectors>(w[2], x0, x1, x2, x3, ref a20, ref a21, ref a22, ref a23);
+            if (c3) MultiplyAddRow<TVec, TVectors>(w[3], x0, x1, x2, x3, ref a30, ref a31, ref a32, ref a33);
         }
 
         // Every residual load comes before any store, so the residual may be the output buffer itself.
@@ -232,6 +207,18 @@ internal static unsafe class PointwiseKernel
         if (!work.ClampsInRegisters)
             for (int c = 0; c < TWidth.Value; c++)
                 VectorActivation.ApplyInPlace<TVec>(output + c * stride, pixels, work.Activation);
+    }
+
+    /// <summary>One channel's accumulators += its weight x the input vectors (x first keeps the JIT's FMA in place).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void MultiplyAddRow<TVec, TVectors>(float weight, TVec x0, TVec x1, TVec x2, TVec x3, ref TVec a0, ref TVec a1, ref TVec a2, ref TVec a3)
+        where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
+    {
+        TVec w = TVec.Broadcast(weight);
+        a0 = TVec.MultiplyAdd(x0, w, a0);
+        if (TVectors.Value > 1) a1 = TVec.MultiplyAdd(x1, w, a1);
+        if (TVectors.Value > 2) a2 = TVec.MultiplyAdd(x2, w, a2);
+        if (TVectors.Value > 3) a3 = TVec.MultiplyAdd(x3, w, a3);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
