@@ -67,6 +67,8 @@ public sealed class SparseNetwork
             throw new ArgumentException($"Input has {input.Length} floats but the network expects {_input.Length} ([{_input.Channels}, {_input.Height}, {_input.Width}]).", nameof(input));
         if (output.Length != _output.Length)
             throw new ArgumentException($"Output has {output.Length} floats but the network produces {_output.Length} ([{_output.Channels}, {_output.Height}, {_output.Width}]).", nameof(output));
+        if (input.Overlaps(output))
+            throw new ArgumentException("The input and output spans overlap; the network reads its input while writing the output.", nameof(output));
         if (_input.Id == _output.Id)
         {
             input.CopyTo(output);

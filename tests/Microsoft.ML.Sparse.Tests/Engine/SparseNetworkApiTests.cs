@@ -71,6 +71,8 @@ public sealed class SparseNetworkApiTests
         Assert.Contains("3", longOutput.Message);
         Assert.Contains("2", longOutput.Message);
         Assert.Throws<ArgumentException>(() => network.Run(new float[18], new float[2], foreign));
+        var shared = new float[18];
+        Assert.Throws<ArgumentException>(() => network.Run(shared, shared.AsSpan(16, 2), workspace));
 
         SparseWorkspace disposed = network.CreateWorkspace();
         disposed.Dispose();
