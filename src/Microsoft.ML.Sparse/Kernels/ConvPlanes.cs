@@ -154,15 +154,22 @@ internal static unsafe class ConvPlanes
 internal static unsafe class TapRow
 {
     /// <summary>
-    /// <c>output[x] = bias + sum_t weights[t] * taps[t][x]</c> for x in [0, width): vectors, then a scalar tail through the
-    /// same code with <see cref="Scalar"/>. The caller applies the activation (<see cref="ActivationPass"/>).
+    /// <c>output[x] = bias + sum_t weights[t] * taps[t][x]</c> for x in [0, width), in vectors; a ragged end is covered by
+    /// one more vector ending at <paramref name="width"/> (recomputing a few outputs to the same bits), or by the same code
+    /// with <see cref="Scalar"/> when the row is narrower than a vector. The caller applies the activation (<see cref="ActivationPass"/>).
     /// </summary>
     public static void Run<TVec>(float** taps, int tapCount, float* weights, float bias, float* output, int width)
         where TVec : struct, IFloatVector<TVec>
     {
-        int x = tapCount == 9 ? Run3x3<TVec>(taps, weights, bias, output, 0, width) : RunGeneral<TVec>(taps, tapCount, weights, bias, output, 0, width);
-        if (x < width) RunGeneral<Scalar>(taps, tapCount, weights, bias, output, x, width);
+        int x = Body<TVec>(taps, tapCount, weights, bias, output, 0, width);
+        if (x == width) return;
+        if (width >= TVec.Count) Body<TVec>(taps, tapCount, weights, bias, output, width - TVec.Count, width);
+        else Body<Scalar>(taps, tapCount, weights, bias, output, x, width);
     }
+
+    private static int Body<TVec>(float** taps, int tapCount, float* weights, float bias, float* output, int x, int width)
+        where TVec : struct, IFloatVector<TVec> =>
+        tapCount == 9 ? Run3x3<TVec>(taps, weights, bias, output, x, width) : RunGeneral<TVec>(taps, tapCount, weights, bias, output, x, width);
 
     /// <summary>
     /// Any tap count. Four vectors per step: each output's FMAs form a serial chain (4-cycle latency), so independent
@@ -235,13 +242,15 @@ internal static unsafe class TapRow
 
     /// <summary>
     /// Four output channels at once (weights rows 0..3 are <paramref name="tapCount"/> apart, outputs <paramref name="outputStride"/> apart):
-    /// each loaded input vector feeds four FMAs. Same per-output summation order as <see cref="Run{TVec}"/>'s general path.
+    /// each loaded input vector feeds four FMAs; the ragged end as in <see cref="Run{TVec}"/>. Same per-output summation order.
     /// </summary>
     public static void RunFour<TVec>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int width)
         where TVec : struct, IFloatVector<TVec>
     {
         int x = RunFourCore<TVec>(taps, tapCount, weights, bias, output, outputStride, 0, width);
-        if (x < width) RunFourCore<Scalar>(taps, tapCount, weights, bias, output, outputStride, x, width);
+        if (x == width) return;
+        if (width >= TVec.Count) RunFourCore<TVec>(taps, tapCount, weights, bias, output, outputStride, width - TVec.Count, width);
+        else RunFourCore<Scalar>(taps, tapCount, weights, bias, output, outputStride, x, width);
     }
 
     private static int RunFourCore<TVec>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int x, int width)
