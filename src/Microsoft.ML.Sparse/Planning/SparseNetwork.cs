@@ -20,6 +20,7 @@ public sealed class SparseNetwork
         _output = output;
         Options = options;
         Width = SimdSupport.Resolve(options.MaxSimdWidth);
+        Threads = options.Threads;
         TensorCount = tensorCount;
         TensorOffsets = BufferPlanner.Assign(layers, tensorCount, new HashSet<int> { input.Id, output.Id }, out int activationFloats);
         ActivationFloats = activationFloats;
@@ -31,6 +32,7 @@ public sealed class SparseNetwork
 
     internal PlannedLayer[] PlannedLayers { get; }
     internal SimdWidth Width { get; }
+    internal int Threads { get; }
     internal int TensorCount { get; }
     internal int[] TensorOffsets { get; }
     internal int ActivationFloats { get; }
@@ -45,7 +47,7 @@ public sealed class SparseNetwork
     /// <summary>The layers in execution order, with the plan's decisions.</summary>
     public IReadOnlyList<LayerInfo> Layers { get; }
 
-    /// <summary>The options the network was planned with (a copy; changing it does not affect the network).</summary>
+    /// <summary>The options the network was planned with (a copy: changing it affects neither this network nor its workspaces).</summary>
     public SparseNetworkOptions Options { get; }
 
     /// <summary>
@@ -94,7 +96,7 @@ public sealed class SparseNetwork
                 layer.ExecutedMacs.ToString("N0", CultureInfo.InvariantCulture)));
         long dense = Layers.Sum(layer => layer.DenseMacs), executed = Layers.Sum(layer => layer.ExecutedMacs);
         text.AppendLine(string.Format(CultureInfo.InvariantCulture, row, $"Total ({Layers.Count} layers)", "", Shape(InputShape), Shape(OutputShape), "",
-            $"threads {Options.Threads}, {Width}", dense.ToString("N0", CultureInfo.InvariantCulture), executed.ToString("N0", CultureInfo.InvariantCulture)));
+            $"threads {Threads}, {Width}", dense.ToString("N0", CultureInfo.InvariantCulture), executed.ToString("N0", CultureInfo.InvariantCulture)));
         return text.ToString();
 
         static string Shape(TensorHandle t) => $"[{t.Channels},{t.Height},{t.Width}]";
