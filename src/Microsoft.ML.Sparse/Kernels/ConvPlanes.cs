@@ -41,21 +41,40 @@ internal readonly record struct ConvGeometry(int InHeight, int InWidth, int Kern
 internal static unsafe class ConvPlanes
 {
     /// <summary>
-    /// Zeroes the planes of <paramref name="channels"/> channels and the row scratch. Padding sits at the same places for
-    /// every channel of a layer, so it is cleared once per call and <see cref="Build"/> writes only the input rows.
+    /// Zeroes, in the planes of <paramref name="channels"/> channels, the padded rows [<paramref name="rowStart"/>,
+    /// <paramref name="rowEnd"/>), and the row scratch. Padding sits at the same places for every channel of a layer, so it
+    /// is cleared once per call and <see cref="Build"/> writes only the input rows.
     /// </summary>
-    public static void Clear(float* scratch, in ConvGeometry g, int channels) =>
-        new Span<float>(scratch, channels * g.PlaneFloats + g.PaddedWidth).Clear();
+    public static void Clear(float* scratch, in ConvGeometry g, int channels, int rowStart, int rowEnd)
+    {
+        for (int c = 0; c < channels; c++)
+            for (int p = 0; p < g.StrideHeight; p++)
+            {
+                // Padded rows p, p + sh, ... of the band are consecutive rows of phase row p.
+                int first = (Math.Max(rowStart - p, 0) + g.StrideHeight - 1) / g.StrideHeight, end = (Math.Max(rowEnd - p, 0) + g.StrideHeight - 1) / g.StrideHeight;
+                for (int q = 0; q < g.StrideWidth; q++)
+                {
+                    float* plane = scratch + c * (long)g.PlaneFloats + (p * g.StrideWidth + q) * (long)g.PhaseFloats;
+                    new Span<float>(plane + (long)first * g.PhaseWidth, (end - first) * g.PhaseWidth).Clear();
+                }
+            }
+        new Span<float>(scratch + channels * (long)g.PlaneFloats, g.PaddedWidth).Clear();
+    }
+
+    /// <summary>Padded rows that output rows [outputStart, outputEnd) read.</summary>
+    public static (int Start, int End) PaddedRows(in ConvGeometry g, int outputStart, int outputEnd) =>
+        (outputStart * g.StrideHeight, (outputEnd - 1) * g.StrideHeight + g.KernelHeight);
 
     /// <summary>
-    /// Writes the input rows of one CHW input channel into its phase planes (cleared by <see cref="Clear"/>);
-    /// <paramref name="rowScratch"/> is the PaddedWidth floats after the last cleared plane.
+    /// Writes the input rows among padded rows [<paramref name="rowStart"/>, <paramref name="rowEnd"/>) of one CHW input
+    /// channel into its phase planes (cleared by <see cref="Clear"/>); <paramref name="rowScratch"/> is the PaddedWidth
+    /// floats after the last plane.
     /// </summary>
-    public static void Build(float* channel, in ConvGeometry g, float* planes, float* rowScratch)
+    public static void Build(float* channel, in ConvGeometry g, float* planes, float* rowScratch, int rowStart, int rowEnd)
     {
         int paddedWidth = g.PaddedWidth, phaseWidth = g.PhaseWidth, stride = g.StrideWidth;
         long phaseFloats = g.PhaseFloats;
-        for (int y = 0; y < g.InHeight; y++)
+        for (int y = Math.Max(rowStart - g.Pad.Top, 0); y < Math.Min(rowEnd - g.Pad.Top, g.InHeight); y++)
         {
             int r = y + g.Pad.Top;
             float* destination = planes + (r % g.StrideHeight) * stride * phaseFloats + (long)(r / g.StrideHeight) * phaseWidth;

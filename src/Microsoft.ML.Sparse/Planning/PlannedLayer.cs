@@ -89,9 +89,8 @@ internal sealed unsafe class ConvLayer(string name, TensorHandle input, TensorHa
 
     public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
     {
-        (int start, int end) = WorkSplit.Range(Output.Channels, part, parts, 4);
-        if (start < end)
-            DirectConvKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), Weights, Bias, Geometry, Inputs[0].Channels, start, end, Activation, scratch);
+        (int start, int end) = WorkSplit.Range(Output.Height, part, parts);
+        DirectConvKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), Weights, Bias, Geometry, Inputs[0].Channels, Output.Channels, start, end, Activation, scratch);
     }
 }
 
