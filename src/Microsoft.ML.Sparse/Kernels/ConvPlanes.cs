@@ -74,10 +74,17 @@ internal static unsafe class ConvPlanes
     {
         int paddedWidth = g.PaddedWidth, phaseWidth = g.PhaseWidth, stride = g.StrideWidth;
         long phaseFloats = g.PhaseFloats;
-        for (int y = Math.Max(rowStart - g.Pad.Top, 0); y < Math.Min(rowEnd - g.Pad.Top, g.InHeight); y++)
+        int first = Math.Max(rowStart - g.Pad.Top, 0), end = Math.Min(rowEnd - g.Pad.Top, g.InHeight);
+        // Padded row r lives in row phase r % sh at phase row r / sh; both advance without dividing per row.
+        int rowPhase = (first + g.Pad.Top) % g.StrideHeight, phaseRow = (first + g.Pad.Top) / g.StrideHeight;
+        for (int y = first; y < end; y++)
         {
-            int r = y + g.Pad.Top;
-            float* destination = planes + (r % g.StrideHeight) * stride * phaseFloats + (long)(r / g.StrideHeight) * phaseWidth;
+            float* destination = planes + rowPhase * stride * phaseFloats + (long)phaseRow * phaseWidth;
+            if (++rowPhase == g.StrideHeight)
+            {
+                rowPhase = 0;
+                phaseRow++;
+            }
             if (stride == 1)
             {
                 // A single column phase: the row goes straight to its place between the (cleared) margins.
