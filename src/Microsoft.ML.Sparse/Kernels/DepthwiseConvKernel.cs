@@ -22,10 +22,10 @@ internal static unsafe class DepthwiseConvKernel
         float* flat = scratch + g.ScratchFloats(1);
         float** tapSources = stackalloc float*[taps];
         ConvPlanes.FillTaps(tapSources, scratch, g, 1);
-        ConvPlanes.Clear(scratch, g, 1);
+        ConvPlanes.Clear(scratch, g, 1, 0, g.PaddedHeight);
         for (int c = channelStart; c < channelEnd; c++)
         {
-            ConvPlanes.Build(input + (long)c * g.InHeight * g.InWidth, g, scratch, rowScratch);
+            ConvPlanes.Build(input + (long)c * g.InHeight * g.InWidth, g, scratch, rowScratch, 0, g.PaddedHeight);
             TapRow.Run<TVec>(tapSources, taps, weights + (long)c * taps, bias[c], flat, outHeight * pitch);
             // The activation moves the valid columns of each flat row into place.
             ActivationPass.ApplyRows<TVec>(flat, pitch, output + (long)c * outHeight * outWidth, outWidth, outHeight, activation);

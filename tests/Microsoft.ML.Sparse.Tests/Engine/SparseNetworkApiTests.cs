@@ -71,6 +71,8 @@ public sealed class SparseNetworkApiTests
         Assert.Contains("3", longOutput.Message);
         Assert.Contains("2", longOutput.Message);
         Assert.Throws<ArgumentException>(() => network.Run(new float[18], new float[2], foreign));
+        var shared = new float[18];
+        Assert.Throws<ArgumentException>(() => network.Run(shared, shared.AsSpan(16, 2), workspace));
 
         SparseWorkspace disposed = network.CreateWorkspace();
         disposed.Dispose();
@@ -153,6 +155,19 @@ public sealed class SparseNetworkApiTests
         foreach (Thread caller in callers) caller.Start();
         foreach (Thread caller in callers) caller.Join();
         Assert.Empty(failures);
+    }
+
+    /// <summary>Any thread count (here more threads than cores, so chunks are taken unevenly) gives bitwise the single-thread result.</summary>
+    [Theory]
+    [InlineData(3)]
+    [InlineData(4)]
+    public void Run_WithMoreThreadsThanCores_MatchesOneThreadBitwise(int threads)
+    {
+        var (twin, _, output) = SyntheticMobileNets.MobileNetV2(96, 0.5f, 0.8f, seed: 8);
+        float[] input = ScalarReference.Random(new Random(9), twin.Input.Length);
+        float[] single = EngineAssert.Run(twin.Engine, output, input, new SparseNetworkOptions { Threads = 1 });
+        for (int round = 0; round < 3; round++)
+            Assert.Equal(single, EngineAssert.Run(twin.Engine, output, input, new SparseNetworkOptions { Threads = threads }));
     }
 
     [Fact]
