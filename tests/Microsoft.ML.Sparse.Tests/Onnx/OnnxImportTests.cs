@@ -197,6 +197,84 @@ public sealed class OnnxImportTests
         RealModelParityTests.AssertParity(ort.Run(input, 1, 4, 6, 6), actual, "external weights", checkTopFive: false);
     }
 
+    public static TheoryData<string> TensorEncodings => ["raw float", "float_data", "double_data", "float16 int32_data", "bfloat16 raw"];
+
+    [Theory]
+    [MemberData(nameof(TensorEncodings))]
+    public void TensorEncodings_DecodeToTheSameValues(string encoding)
+    {
+        float[] values = [1.5f, -2.25f, 0f, 1024f, -0.125f, 3f];
+        var tensor = new TensorProto { Name = "t" };
+        tensor.Dims.AddRange([2, 3]);
+        switch (encoding)
+        {
+            case "raw float": tensor = OnnxGraphBuilder.FloatTensor("t", [2, 3], values); break;
+            case "float_data": tensor.DataType = (int)TensorProto.Types.DataType.Float; tensor.FloatData.AddRange(values); break;
+            case "double_data": tensor.DataType = (int)TensorProto.Types.DataType.Double; tensor.DoubleData.AddRange(values.Select(v => (double)v)); break;
+            case "float16 int32_data":
+                tensor.DataType = (int)TensorProto.Types.DataType.Float16;
+                tensor.Int32Data.AddRange(values.Select(v => (int)BitConverter.HalfToUInt16Bits((Half)v)));
+                break;
+            default:
+                tensor.DataType = (int)TensorProto.Types.DataType.Bfloat16;
+                tensor.RawData = ByteString.CopyFrom(values.SelectMany(v => BitConverter.GetBytes((ushort)(BitConverter.SingleToInt32Bits(v) >> 16))).ToArray());
+                break;
+        }
+        var decoded = AnyModelFile().ReadTensor(tensor);
+        Assert.Equal([2L, 3L], decoded.Dims);
+        Assert.Equal(values, decoded.Floats);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void IntegerTensors_DecodeFromTypedFieldsAndRawData(bool int64)
+    {
+        var type = int64 ? TensorProto.Types.DataType.Int64 : TensorProto.Types.DataType.Int32;
+        long[] values = [7, -1, 0, 1L << 20];
+        var typed = new TensorProto { Name = "i", DataType = (int)type };
+        typed.Dims.Add(4);
+        if (type == TensorProto.Types.DataType.Int64) typed.Int64Data.AddRange(values);
+        else typed.Int32Data.AddRange(values.Select(v => (int)v));
+        var raw = new TensorProto { Name = "i", DataType = (int)type };
+        raw.Dims.Add(4);
+        raw.RawData = ByteString.CopyFrom(values.SelectMany(v => type == TensorProto.Types.DataType.Int64 ? BitConverter.GetBytes(v) : BitConverter.GetBytes((int)v)).ToArray());
+
+        Assert.Equal(values, AnyModelFile().ReadTensor(typed).Longs);
+        Assert.Equal(values, AnyModelFile().ReadTensor(raw).Longs);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void SparseInitializers_Densify_FromLinearOrCoordinateIndices(bool coordinates)
+    {
+        // Dense [2, 3]: zeros except (0, 1) = 4 and (1, 2) = -5.
+        var sparse = new SparseTensorProto { Values = OnnxGraphBuilder.FloatTensor("s", [2], [4f, -5f]) };
+        sparse.Dims.AddRange([2, 3]);
+        sparse.Indices = new TensorProto { Name = "s_indices", DataType = (int)TensorProto.Types.DataType.Int64 };
+        if (coordinates)
+        {
+            sparse.Indices.Dims.AddRange([2, 2]);
+            sparse.Indices.Int64Data.AddRange([0, 1, 1, 2]);
+        }
+        else
+        {
+            sparse.Indices.Dims.Add(2);
+            sparse.Indices.Int64Data.AddRange([1, 5]);
+        }
+        Assert.Equal([0f, 4f, 0f, 0f, 0f, -5f], AnyModelFile().ReadSparseTensor(sparse).Floats!);
+
+        sparse.Indices.Int64Data[^1] = 9;
+        Assert.Throws<InvalidOnnxModelException>(() => AnyModelFile().ReadSparseTensor(sparse));
+    }
+
+    private static OnnxModelFile AnyModelFile()
+    {
+        var model = new TinyOnnx(13, 1, 1, 1, 1);
+        return OnnxModelFile.Read(model.ToBytes(model.Builder.Node("Relu", ["x"])));
+    }
+
     [Fact]
     public void LoadingHonoursCancellation()
     {
