@@ -142,6 +142,18 @@ public sealed class BadInputTests
     }
 
     [Fact]
+    public void HugeSparseInitializer_FailsBeforeDensifying()
+    {
+        var model = new TinyOnnx(13, 1, 4, 6, 6);
+        var b = model.Builder;
+        string weights = b.SparseFloatInitializer("w", [8, 4, 1, 1], Enumerable.Range(0, 32).Select(i => i % 3 == 0 ? 1f : 0f).ToArray());
+        string output = b.Node("Conv", ["x", weights]);
+        b.Graph.SparseInitializer[0].Dims[0] = 1L << 30;
+        var error = LoadFromFile<InvalidOnnxModelException>(model.ToBytes(output));
+        Assert.Contains("too large to densify", error.Message);
+    }
+
+    [Fact]
     public void DeclaredSizeLargerThanTheData_IsInvalid()
     {
         var model = new TinyOnnx(13, 1, 4, 6, 6);
