@@ -30,7 +30,7 @@ public sealed unsafe class SparseWorkspace : IDisposable
     internal SparseWorkspace(SparseNetwork network)
     {
         Network = network;
-        _parts = network.Options.Threads;
+        _parts = network.Threads;
         long floats = network.ActivationFloats + (long)_parts * network.ScratchFloatsPerThread + BufferPlanner.AlignFloats;
         _arena = GC.AllocateArray<float>(checked((int)floats), pinned: true);
         float* arenaStart = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_arena));
