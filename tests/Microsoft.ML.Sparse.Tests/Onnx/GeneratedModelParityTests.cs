@@ -33,7 +33,7 @@ public class GeneratedModelParityTests
             OnnxPruner.Prune(model, out model, new PruningOptions { TargetSparsity = sparsity, BlockSize = block }, TestContext.Current.CancellationToken);
         int batch = GeneratedVariants.BatchOf(options);
         float[] input = GeneratedVariants.RandomImages(options, batch, seed: 21);
-        float[] expected = OrtScoring.Run(model, input, GeneratedVariants.InputShape(options, batch));
+        float[] expected = GeneratedVariants.ScoreWithOnnxRuntime(model, input, GeneratedVariants.InputShape(options, batch));
 
         var sparse = SparseModel.Load(model, new SparseModelOptions { Threads = 2 }, TestContext.Current.CancellationToken);
         Assert.Equal(options.Classes, sparse.OutputLength);
