@@ -301,7 +301,9 @@ internal sealed class GraphLowering
         bool variesInsideChannel = x.Flat && x.Height * x.Width > 1 && values.Any(v => v != values[0]);
         if (!fits || variesInsideChannel)
             throw Unsupported(node, $"constant operand {constant} does not broadcast per channel over {x}; supported: a scalar or one value per channel.");
-        return values.Length == channels ? (float[])values.Clone() : Enumerable.Repeat(values[0], channels).ToArray();
+        // A uniform constant over a flattened image is still one value per engine (CHW) channel.
+        int engineChannels = x.Flat && x.Height * x.Width > 1 ? x.Channels : channels;
+        return values.Length == engineChannels ? (float[])values.Clone() : Enumerable.Repeat(values[0], engineChannels).ToArray();
     }
 
     private Activation ActivationOf(NodeProto node, string[] inputs, NodeAttributes attributes)

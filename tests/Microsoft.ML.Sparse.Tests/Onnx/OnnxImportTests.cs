@@ -136,6 +136,19 @@ public sealed class OnnxImportTests
     }
 
     [Fact]
+    public void ScalarArithmeticOnAFlattenedImage_StaysPerChannel()
+    {
+        var model = new TinyOnnx(13, 1, 3, 4, 4);
+        var b = model.Builder;
+        string flat = b.Node("Flatten", [b.Node("Relu", [model.Conv("x", 3, 5, 3, pads: 1)])]);
+        string scaled = b.Node("Sub", [b.Node("Mul", [flat, model.Scalar("two", 2f)]), model.Scalar("half", 0.5f)]);
+        var graph = model.AssertMatchesOnnxRuntime(b.Node("Gemm", [scaled, model.Weights("w", [80, 6])]));
+
+        Assert.Equal([LayerKind.Conv, LayerKind.Affine, LayerKind.Affine, LayerKind.Gemm], graph.Layers.Select(l => l.Kind));
+        Assert.Equal([2f, 2f, 2f, 2f, 2f], graph.Layers[1].Weights);
+    }
+
+    [Fact]
     public void TorchPruningMask_IsFoldedIntoTheWeights()
     {
         var model = new TinyOnnx(13, 1, 16, 4, 4);
