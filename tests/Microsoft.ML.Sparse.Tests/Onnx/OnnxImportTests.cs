@@ -149,6 +149,39 @@ public sealed class OnnxImportTests
     }
 
     [Fact]
+    public void PadWithoutAFollowingConv_IsAPaddedIdentity()
+    {
+        var model = new TinyOnnx(11, 1, 3, 4, 5);
+        string padded = model.Builder.Node("Pad", [model.Builder.Node("Relu", ["x"]), model.Builder.Int64Initializer("pads", [8], 0, 0, 2, 0, 0, 0, 1, 3)]);
+        var graph = model.AssertMatchesOnnxRuntime(model.Builder.Node("Sigmoid", [padded]));
+
+        Assert.Equal([LayerKind.Activation, LayerKind.Pad, LayerKind.Activation], graph.Layers.Select(l => l.Kind));
+    }
+
+    [Theory]
+    [InlineData(11)]
+    [InlineData(18)]
+    public void SqueezeUnsqueezeReduceMeanAndSoftmax_FollowTheirOpsetsSemantics(int opset)
+    {
+        var model = new TinyOnnx(opset, 1, 6, 5, 5);
+        var b = model.Builder;
+        string features = model.Conv("x", 6, 8, 3);
+        string pooled = opset >= 18
+            ? b.Node("ReduceMean", [features, b.Int64Initializer("axes", [2], -1, -2)])
+            : b.Node("ReduceMean", [features], null, OnnxGraphBuilder.Ints("axes", 2, 3));
+        string squeezed = opset >= 13
+            ? b.Node("Squeeze", [pooled, b.Int64Initializer("sq", [2], 2, 3)])
+            : b.Node("Squeeze", [pooled], null, OnnxGraphBuilder.Ints("axes", 2, 3));
+        string unsqueezed = opset >= 13
+            ? b.Node("Unsqueeze", [squeezed, b.Int64Initializer("unsq", [2], 2, 3)])
+            : b.Node("Unsqueeze", [squeezed], null, OnnxGraphBuilder.Ints("axes", 2, 3));
+        string logits = model.Conv(unsqueezed, 8, 10, 1);
+        var graph = model.AssertMatchesOnnxRuntime(b.Node("Softmax", [logits], null, OnnxGraphBuilder.Int("axis", 1)));
+
+        Assert.Equal([LayerKind.Conv, LayerKind.GlobalAveragePool, LayerKind.Conv, LayerKind.Softmax], graph.Layers.Select(l => l.Kind));
+    }
+
+    [Fact]
     public void TorchPruningMask_IsFoldedIntoTheWeights()
     {
         var model = new TinyOnnx(13, 1, 16, 4, 4);
