@@ -104,6 +104,8 @@ internal sealed class GraphLowering
         if (node.Domain is not ("" or "ai.onnx"))
             throw _file.Unsupported(node, $"operator domain '{node.Domain}' is not supported; supported: the default ONNX domain, operators {SupportedOperators}.");
         if (node.Output.Count == 0) return;
+        if (node.Output.Skip(1).Any(o => o.Length > 0 && IsRead(o)))
+            throw _file.Unsupported(node, "its secondary outputs (e.g. a Dropout mask or training statistics) are read; only a node's first output is supported.");
         // Inputs keep their ONNX names (a reshape alias has its own shape); layers read the resolved buffer names.
         string[] inputs = node.Input.ToArray();
         foreach (string input in inputs)
@@ -259,8 +261,6 @@ internal sealed class GraphLowering
         var x = Value(node, inputs, 0);
         if (attributes.Int("spatial", 1) != 1)
             throw Unsupported(node, "spatial = 0 (per-pixel statistics) is not supported; supported: spatial = 1.");
-        if (node.Output.Skip(1).Any(o => o.Length > 0 && IsRead(o)))
-            throw Unsupported(node, "training-mode outputs (running mean/var) are not supported; supported: inference BatchNormalization.");
         float epsilon = attributes.Float("epsilon", 1e-5f);
         float[] gamma = PerChannel(node, Constant(node, inputs, 1), x, isChannelVector: true),
             beta = PerChannel(node, Constant(node, inputs, 2), x, isChannelVector: true),

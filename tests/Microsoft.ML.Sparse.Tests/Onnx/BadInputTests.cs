@@ -94,6 +94,17 @@ public sealed class BadInputTests
     }
 
     [Fact]
+    public void ReadingADropoutMask_IsUnsupported()
+    {
+        var model = new TinyOnnx(13, 1, 4, 6, 6);
+        string[] outputs = model.Builder.NodeWithOutputs("Dropout", ["x"], 2, "drop");
+        string output = model.Builder.Node("Cast", [outputs[1]], null, OnnxGraphBuilder.Int("to", 1));
+        var error = Assert.Throws<UnsupportedOnnxModelException>(() => SparseModel.Load(model.ToBytes(output), null, Cancel));
+        Assert.Equal("drop", error.NodeName);
+        Assert.Equal("Dropout", error.OpType);
+    }
+
+    [Fact]
     public void WrongInputRank_IsUnsupported_AndAWrongInputShapeOptionIsAnArgumentError()
     {
         var model = new TinyOnnx(13, 1, 16);
