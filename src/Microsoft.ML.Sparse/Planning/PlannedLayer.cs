@@ -3,8 +3,8 @@ using Microsoft.ML.Sparse.Kernels;
 namespace Microsoft.ML.Sparse;
 
 /// <summary>
-/// One executable layer of a plan. Immutable once built; <see cref="Run"/> computes this layer's share
-/// (a part of the thread count), split only along dimensions that leave every output's summation order unchanged.
+/// One executable layer of a plan. Immutable once built; <see cref="Run"/> computes one of several parts of the layer (any
+/// thread may run any part), split only along dimensions that leave every output's summation order unchanged.
 /// </summary>
 internal abstract unsafe class PlannedLayer(string name, string kind, TensorHandle[] inputs, TensorHandle output)
 {
@@ -133,8 +133,8 @@ internal sealed unsafe class PointwiseLayer(string name, TensorHandle[] inputs, 
     /// </summary>
     private const int PixelAlign = 16;
 
-    /// <summary>Below this many pixels per thread, a layer's output channels are split instead (late 14x14 and 7x7 layers).</summary>
-    private const int MinPixelsPerThread = 256;
+    /// <summary>Below this many pixels per part, a layer's output channels are split instead (late 14x14 and 7x7 layers).</summary>
+    private const int MinPixelsPerPart = 128;
     private readonly Activation _activation = activation;
 
     public override float Sparsity => weights.Sparsity;
@@ -148,7 +148,7 @@ internal sealed unsafe class PointwiseLayer(string name, TensorHandle[] inputs, 
         float* residual = Inputs.Length > 1 ? InputOf(tensors, 1) : null;
         int pixelStart = 0, pixelEnd = pixels, channelStart = 0, channelEnd = Output.Channels;
         // Enough pixel tiles for every thread: split pixels; small late layers (14x14, 7x7): split output channels.
-        if (pixels >= MinPixelsPerThread * parts) (pixelStart, pixelEnd) = WorkSplit.Range(pixels, part, parts, PixelAlign);
+        if (pixels >= MinPixelsPerPart * parts) (pixelStart, pixelEnd) = WorkSplit.Range(pixels, part, parts, PixelAlign);
         else (channelStart, channelEnd) = WorkSplit.Range(Output.Channels, part, parts, weights.ChannelGranularity);
         if (pixelStart < pixelEnd && channelStart < channelEnd)
             PointwiseKernel.Run(weights, InputOf(tensors), OutputOf(tensors), residual, pixels, pixelStart, pixelEnd - pixelStart,

@@ -157,6 +157,19 @@ public sealed class SparseNetworkApiTests
         Assert.Empty(failures);
     }
 
+    /// <summary>Any thread count (here more threads than cores, so chunks are taken unevenly) gives bitwise the single-thread result.</summary>
+    [Theory]
+    [InlineData(3)]
+    [InlineData(4)]
+    public void Run_WithMoreThreadsThanCores_MatchesOneThreadBitwise(int threads)
+    {
+        var (twin, _, output) = SyntheticMobileNets.MobileNetV2(96, 0.5f, 0.8f, seed: 8);
+        float[] input = ScalarReference.Random(new Random(9), twin.Input.Length);
+        float[] single = EngineAssert.Run(twin.Engine, output, input, new SparseNetworkOptions { Threads = 1 });
+        for (int round = 0; round < 3; round++)
+            Assert.Equal(single, EngineAssert.Run(twin.Engine, output, input, new SparseNetworkOptions { Threads = threads }));
+    }
+
     [Fact]
     public void Build_DropsLayersThatDoNotReachTheOutput()
     {
