@@ -104,6 +104,8 @@ internal sealed class GraphLowering
         if (node.Domain is not ("" or "ai.onnx"))
             throw _file.Unsupported(node, $"operator domain '{node.Domain}' is not supported; supported: the default ONNX domain, operators {SupportedOperators}.");
         if (node.Output.Count == 0) return;
+        if (node.Output.Skip(1).Any(o => o.Length > 0 && IsRead(o)))
+            throw _file.Unsupported(node, "its secondary outputs (e.g. a Dropout mask or training statistics) are read; only a node's first output is supported.");
         // Inputs keep their ONNX names (a reshape alias has its own shape); layers read the resolved buffer names.
         string[] inputs = node.Input.ToArray();
         foreach (string input in inputs)
@@ -211,19 +213,15 @@ internal sealed class GraphLowering
         var padding = ConvPadding(node, attributes, x, kernelHeight, kernelWidth, (int)strides[0], (int)strides[1]);
         int outHeight = OutputSize(node, x.Height, padding.Top + padding.Bottom, kernelHeight, (int)strides[0]);
         int outWidth = OutputSize(node, x.Width, padding.Left + padding.Right, kernelWidth, (int)strides[1]);
-        var layer = new Layer(LayerKind.Conv, OnnxModelFile.NodeName(node), node.OpType, [Resolve(inputs[0])], node.Output[0], new ValueShape(outChannels, outHeight, outWidth))
-        {
-            Group = (int)group,
-            KernelHeight = kernelHeight,
-            KernelWidth = kernelWidth,
-            StrideHeight = (int)strides[0],
-            StrideWidth = (int)strides[1],
-            Padding = padding,
-            Weights = (float[])weights.Floats!.Clone(),
-            Bias = bias is null ? new float[outChannels] : (float[])bias.AsFloats().Clone(),
-        };
-        _values[layer.Output] = layer.OutputShape;
-        _graph.Layers.Add(layer);
+        var layer = Emit(node, LayerKind.Conv, [inputs[0]], new ValueShape(outChannels, outHeight, outWidth));
+        layer.Group = (int)group;
+        layer.KernelHeight = kernelHeight;
+        layer.KernelWidth = kernelWidth;
+        layer.StrideHeight = (int)strides[0];
+        layer.StrideWidth = (int)strides[1];
+        layer.Padding = padding;
+        layer.Weights = (float[])weights.Floats!.Clone();
+        layer.Bias = bias is null ? new float[outChannels] : (float[])bias.AsFloats().Clone();
     }
 
     private Padding ConvPadding(NodeProto node, NodeAttributes attributes, ValueShape x, int kernelHeight, int kernelWidth, int strideHeight, int strideWidth)
@@ -263,8 +261,6 @@ internal sealed class GraphLowering
         var x = Value(node, inputs, 0);
         if (attributes.Int("spatial", 1) != 1)
             throw Unsupported(node, "spatial = 0 (per-pixel statistics) is not supported; supported: spatial = 1.");
-        if (node.Output.Skip(1).Any(o => o.Length > 0 && IsRead(o)))
-            throw Unsupported(node, "training-mode outputs (running mean/var) are not supported; supported: inference BatchNormalization.");
         float epsilon = attributes.Float("epsilon", 1e-5f);
         float[] gamma = PerChannel(node, Constant(node, inputs, 1), x, isChannelVector: true),
             beta = PerChannel(node, Constant(node, inputs, 2), x, isChannelVector: true),
@@ -305,7 +301,9 @@ internal sealed class GraphLowering
         bool variesInsideChannel = x.Flat && x.Height * x.Width > 1 && values.Any(v => v != values[0]);
         if (!fits || variesInsideChannel)
             throw Unsupported(node, $"constant operand {constant} does not broadcast per channel over {x}; supported: a scalar or one value per channel.");
-        return values.Length == channels ? (float[])values.Clone() : Enumerable.Repeat(values[0], channels).ToArray();
+        // A uniform constant over a flattened image is still one value per engine (CHW) channel.
+        int engineChannels = x.Flat && x.Height * x.Width > 1 ? x.Channels : channels;
+        return values.Length == engineChannels ? (float[])values.Clone() : Enumerable.Repeat(values[0], engineChannels).ToArray();
     }
 
     private Activation ActivationOf(NodeProto node, string[] inputs, NodeAttributes attributes)

@@ -122,7 +122,8 @@ internal sealed class OnnxModelFile
         string name = sparse.Values.Name;
         long[] dims = sparse.Dims.ToArray();
         long count = OnnxTensor.ElementCount(dims);
-        if (count < 0) throw Invalid($"sparse tensor '{name}' declares dims [{string.Join(",", dims)}], which are negative or too large.");
+        if (count < 0 || count > OnnxTensor.MaxSynthesizedElements)
+            throw Invalid($"sparse tensor '{name}' declares dims [{string.Join(",", dims)}], which are negative or too large to densify (limit {OnnxTensor.MaxSynthesizedElements} elements).");
         OnnxTensor values = ReadTensor(sparse.Values);
         OnnxTensor indices = ReadTensor(sparse.Indices);
         if (!values.IsFloat)
@@ -187,6 +188,8 @@ internal sealed class OnnxModelFile
         if (!File.Exists(path))
             throw Invalid($"tensor '{name}': external data file '{path}' not found.");
         if (length >= 0) CheckCount(name, "external bytes", byteCount, length);
+        if (byteCount > Array.MaxLength)
+            throw Unsupported(null, $"tensor '{name}' holds {byteCount} bytes, more than one array can; supported: tensors under 2 GiB.");
 
         using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         if (offset > file.Length || file.Length - offset < byteCount)

@@ -94,6 +94,17 @@ public sealed class BadInputTests
     }
 
     [Fact]
+    public void ReadingADropoutMask_IsUnsupported()
+    {
+        var model = new TinyOnnx(13, 1, 4, 6, 6);
+        string[] outputs = model.Builder.NodeWithOutputs("Dropout", ["x"], 2, "drop");
+        string output = model.Builder.Node("Cast", [outputs[1]], null, OnnxGraphBuilder.Int("to", 1));
+        var error = Assert.Throws<UnsupportedOnnxModelException>(() => SparseModel.Load(model.ToBytes(output), null, Cancel));
+        Assert.Equal("drop", error.NodeName);
+        Assert.Equal("Dropout", error.OpType);
+    }
+
+    [Fact]
     public void WrongInputRank_IsUnsupported_AndAWrongInputShapeOptionIsAnArgumentError()
     {
         var model = new TinyOnnx(13, 1, 16);
@@ -139,6 +150,18 @@ public sealed class BadInputTests
         weights.Dims[1] = dim;
         var error = LoadFromFile<InvalidOnnxModelException>(model.ToBytes(output));
         Assert.Contains(weights.Name, error.Message);
+    }
+
+    [Fact]
+    public void HugeSparseInitializer_FailsBeforeDensifying()
+    {
+        var model = new TinyOnnx(13, 1, 4, 6, 6);
+        var b = model.Builder;
+        string weights = b.SparseFloatInitializer("w", [8, 4, 1, 1], Enumerable.Range(0, 32).Select(i => i % 3 == 0 ? 1f : 0f).ToArray());
+        string output = b.Node("Conv", ["x", weights]);
+        b.Graph.SparseInitializer[0].Dims[0] = 1L << 30;
+        var error = LoadFromFile<InvalidOnnxModelException>(model.ToBytes(output));
+        Assert.Contains("too large to densify", error.Message);
     }
 
     [Fact]

@@ -136,6 +136,52 @@ public sealed class OnnxImportTests
     }
 
     [Fact]
+    public void ScalarArithmeticOnAFlattenedImage_StaysPerChannel()
+    {
+        var model = new TinyOnnx(13, 1, 3, 4, 4);
+        var b = model.Builder;
+        string flat = b.Node("Flatten", [b.Node("Relu", [model.Conv("x", 3, 5, 3, pads: 1)])]);
+        string scaled = b.Node("Sub", [b.Node("Mul", [flat, model.Scalar("two", 2f)]), model.Scalar("half", 0.5f)]);
+        var graph = model.AssertMatchesOnnxRuntime(b.Node("Gemm", [scaled, model.Weights("w", [80, 6])]));
+
+        Assert.Equal([LayerKind.Conv, LayerKind.Affine, LayerKind.Affine, LayerKind.Gemm], graph.Layers.Select(l => l.Kind));
+        Assert.Equal([2f, 2f, 2f, 2f, 2f], graph.Layers[1].Weights);
+    }
+
+    [Fact]
+    public void PadWithoutAFollowingConv_IsAPaddedIdentity()
+    {
+        var model = new TinyOnnx(11, 1, 3, 4, 5);
+        string padded = model.Builder.Node("Pad", [model.Builder.Node("Relu", ["x"]), model.Builder.Int64Initializer("pads", [8], 0, 0, 2, 0, 0, 0, 1, 3)]);
+        var graph = model.AssertMatchesOnnxRuntime(model.Builder.Node("Sigmoid", [padded]));
+
+        Assert.Equal([LayerKind.Activation, LayerKind.Pad, LayerKind.Activation], graph.Layers.Select(l => l.Kind));
+    }
+
+    [Theory]
+    [InlineData(11)]
+    [InlineData(18)]
+    public void SqueezeUnsqueezeReduceMeanAndSoftmax_FollowTheirOpsetsSemantics(int opset)
+    {
+        var model = new TinyOnnx(opset, 1, 6, 5, 5);
+        var b = model.Builder;
+        string features = model.Conv("x", 6, 8, 3);
+        string pooled = opset >= 18
+            ? b.Node("ReduceMean", [features, b.Int64Initializer("axes", [2], -1, -2)])
+            : b.Node("ReduceMean", [features], null, OnnxGraphBuilder.Ints("axes", 2, 3));
+        string squeezed = opset >= 13
+            ? b.Node("Squeeze", [pooled, b.Int64Initializer("sq", [2], 2, 3)])
+            : b.Node("Squeeze", [pooled], null, OnnxGraphBuilder.Ints("axes", 2, 3));
+        string unsqueezed = opset >= 13
+            ? b.Node("Unsqueeze", [squeezed, b.Int64Initializer("unsq", [2], 2, 3)])
+            : b.Node("Unsqueeze", [squeezed], null, OnnxGraphBuilder.Ints("axes", 2, 3));
+        string logits = model.Conv(unsqueezed, 8, 10, 1);
+        var graph = model.AssertMatchesOnnxRuntime(b.Node("Softmax", [logits], null, OnnxGraphBuilder.Int("axis", 1)));
+
+        Assert.Equal([LayerKind.Conv, LayerKind.GlobalAveragePool, LayerKind.Conv, LayerKind.Softmax], graph.Layers.Select(l => l.Kind));
+    }
+
+    [Fact]
     public void TorchPruningMask_IsFoldedIntoTheWeights()
     {
         var model = new TinyOnnx(13, 1, 16, 4, 4);
@@ -195,6 +241,84 @@ public sealed class OnnxImportTests
         using var workspace = sparse.CreateWorkspace();
         sparse.Run(input, actual, workspace);
         RealModelParityTests.AssertParity(ort.Run(input, 1, 4, 6, 6), actual, "external weights", checkTopFive: false);
+    }
+
+    public static TheoryData<string> TensorEncodings => ["raw float", "float_data", "double_data", "float16 int32_data", "bfloat16 raw"];
+
+    [Theory]
+    [MemberData(nameof(TensorEncodings))]
+    public void TensorEncodings_DecodeToTheSameValues(string encoding)
+    {
+        float[] values = [1.5f, -2.25f, 0f, 1024f, -0.125f, 3f];
+        var tensor = new TensorProto { Name = "t" };
+        tensor.Dims.AddRange([2, 3]);
+        switch (encoding)
+        {
+            case "raw float": tensor = OnnxGraphBuilder.FloatTensor("t", [2, 3], values); break;
+            case "float_data": tensor.DataType = (int)TensorProto.Types.DataType.Float; tensor.FloatData.AddRange(values); break;
+            case "double_data": tensor.DataType = (int)TensorProto.Types.DataType.Double; tensor.DoubleData.AddRange(values.Select(v => (double)v)); break;
+            case "float16 int32_data":
+                tensor.DataType = (int)TensorProto.Types.DataType.Float16;
+                tensor.Int32Data.AddRange(values.Select(v => (int)BitConverter.HalfToUInt16Bits((Half)v)));
+                break;
+            default:
+                tensor.DataType = (int)TensorProto.Types.DataType.Bfloat16;
+                tensor.RawData = ByteString.CopyFrom(values.SelectMany(v => BitConverter.GetBytes((ushort)(BitConverter.SingleToInt32Bits(v) >> 16))).ToArray());
+                break;
+        }
+        var decoded = AnyModelFile().ReadTensor(tensor);
+        Assert.Equal([2L, 3L], decoded.Dims);
+        Assert.Equal(values, decoded.Floats);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void IntegerTensors_DecodeFromTypedFieldsAndRawData(bool int64)
+    {
+        var type = int64 ? TensorProto.Types.DataType.Int64 : TensorProto.Types.DataType.Int32;
+        long[] values = [7, -1, 0, 1L << 20];
+        var typed = new TensorProto { Name = "i", DataType = (int)type };
+        typed.Dims.Add(4);
+        if (type == TensorProto.Types.DataType.Int64) typed.Int64Data.AddRange(values);
+        else typed.Int32Data.AddRange(values.Select(v => (int)v));
+        var raw = new TensorProto { Name = "i", DataType = (int)type };
+        raw.Dims.Add(4);
+        raw.RawData = ByteString.CopyFrom(values.SelectMany(v => type == TensorProto.Types.DataType.Int64 ? BitConverter.GetBytes(v) : BitConverter.GetBytes((int)v)).ToArray());
+
+        Assert.Equal(values, AnyModelFile().ReadTensor(typed).Longs);
+        Assert.Equal(values, AnyModelFile().ReadTensor(raw).Longs);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void SparseInitializers_Densify_FromLinearOrCoordinateIndices(bool coordinates)
+    {
+        // Dense [2, 3]: zeros except (0, 1) = 4 and (1, 2) = -5.
+        var sparse = new SparseTensorProto { Values = OnnxGraphBuilder.FloatTensor("s", [2], [4f, -5f]) };
+        sparse.Dims.AddRange([2, 3]);
+        sparse.Indices = new TensorProto { Name = "s_indices", DataType = (int)TensorProto.Types.DataType.Int64 };
+        if (coordinates)
+        {
+            sparse.Indices.Dims.AddRange([2, 2]);
+            sparse.Indices.Int64Data.AddRange([0, 1, 1, 2]);
+        }
+        else
+        {
+            sparse.Indices.Dims.Add(2);
+            sparse.Indices.Int64Data.AddRange([1, 5]);
+        }
+        Assert.Equal([0f, 4f, 0f, 0f, 0f, -5f], AnyModelFile().ReadSparseTensor(sparse).Floats!);
+
+        sparse.Indices.Int64Data[^1] = 9;
+        Assert.Throws<InvalidOnnxModelException>(() => AnyModelFile().ReadSparseTensor(sparse));
+    }
+
+    private static OnnxModelFile AnyModelFile()
+    {
+        var model = new TinyOnnx(13, 1, 1, 1, 1);
+        return OnnxModelFile.Read(model.ToBytes(model.Builder.Node("Relu", ["x"])));
     }
 
     [Fact]
