@@ -24,8 +24,46 @@ internal static unsafe class ActivationPass
             case ActivationKind.HardSwish: Loop<TVec, HardSwishFunction>(source, destination, count, alpha, beta); break;
             case ActivationKind.Sigmoid: Loop<TVec, SigmoidFunction>(source, destination, count, alpha, beta); break;
             case ActivationKind.Swish: Loop<TVec, SwishFunction>(source, destination, count, alpha, beta); break;
-            default: throw new NotSupportedException($"Activation {activation.Kind} is not supported; supported: {string.Join(", ", Enum.GetNames<ActivationKind>())}.");
+            default: throw Unsupported(activation);
         }
+    }
+
+    private static NotSupportedException Unsupported(in Activation activation) =>
+        new($"Activation {activation.Kind} is not supported; supported: {string.Join(", ", Enum.GetNames<ActivationKind>())}.");
+
+    /// <summary>
+    /// <c>destination[r * width + x] = activation(source[r * sourcePitch + x])</c> for <paramref name="rows"/> rows: packs
+    /// rows computed at a wider pitch. A row is written in whole vectors when the overhang lands on later rows (which are
+    /// written afterwards), so nothing past the last row is touched; the source needs one vector of slack past its last row.
+    /// </summary>
+    public static void ApplyRows<TVec>(float* source, int sourcePitch, float* destination, int width, int rows, in Activation activation)
+        where TVec : struct, IFloatVector<TVec>
+    {
+        float alpha = activation.Alpha, beta = activation.Beta;
+        switch (activation.Kind)
+        {
+            case ActivationKind.None: Rows<TVec, IdentityFunction>(source, sourcePitch, destination, width, rows, alpha, beta); break;
+            case ActivationKind.Relu: Rows<TVec, ReluFunction>(source, sourcePitch, destination, width, rows, alpha, beta); break;
+            case ActivationKind.Clip: Rows<TVec, ClipFunction>(source, sourcePitch, destination, width, rows, alpha, beta); break;
+            case ActivationKind.HardSigmoid: Rows<TVec, HardSigmoidFunction>(source, sourcePitch, destination, width, rows, alpha, beta); break;
+            case ActivationKind.HardSwish: Rows<TVec, HardSwishFunction>(source, sourcePitch, destination, width, rows, alpha, beta); break;
+            case ActivationKind.Sigmoid: Rows<TVec, SigmoidFunction>(source, sourcePitch, destination, width, rows, alpha, beta); break;
+            case ActivationKind.Swish: Rows<TVec, SwishFunction>(source, sourcePitch, destination, width, rows, alpha, beta); break;
+            default: throw Unsupported(activation);
+        }
+    }
+
+    private static void Rows<TVec, TFunction>(float* source, int sourcePitch, float* destination, int width, int rows, float alpha, float beta)
+        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
+    {
+        long wholeVectors = (width + TVec.Count - 1) / TVec.Count * TVec.Count, end = (long)rows * width;
+        int r = 0;
+        for (; r < rows && r * (long)width + wholeVectors <= end; r++)
+        {
+            float* from = source + (long)r * sourcePitch, to = destination + (long)r * width;
+            for (int x = 0; x < width; x += TVec.Count) TFunction.Apply(TVec.Load(from + x), alpha, beta).Store(to + x);
+        }
+        for (; r < rows; r++) Loop<TVec, TFunction>(source + (long)r * sourcePitch, destination + (long)r * width, width, alpha, beta);
     }
 
     private static void Loop<TVec, TFunction>(float* source, float* destination, int count, float alpha, float beta)
@@ -41,6 +79,12 @@ internal static unsafe class ActivationPass
 internal interface IActivationFunction
 {
     static abstract TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec>;
+}
+
+internal readonly struct IdentityFunction : IActivationFunction
+{
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec> => x;
 }
 
 internal readonly struct ReluFunction : IActivationFunction

@@ -40,29 +40,64 @@ internal readonly record struct ConvGeometry(int InHeight, int InWidth, int Kern
 /// </summary>
 internal static unsafe class ConvPlanes
 {
-    /// <summary>Writes the phase planes of one CHW input channel to <paramref name="planes"/>; <paramref name="rowScratch"/> holds PaddedWidth floats.</summary>
-    public static void Build(float* channel, in ConvGeometry g, float* planes, float* rowScratch)
+    /// <summary>
+    /// Zeroes, in the planes of <paramref name="channels"/> channels, the padded rows [<paramref name="rowStart"/>,
+    /// <paramref name="rowEnd"/>), and the row scratch. Padding sits at the same places for every channel of a layer, so it
+    /// is cleared once per call and <see cref="Build"/> writes only the input rows.
+    /// </summary>
+    public static void Clear(float* scratch, in ConvGeometry g, int channels, int rowStart, int rowEnd)
+    {
+        for (int c = 0; c < channels; c++)
+            for (int p = 0; p < g.StrideHeight; p++)
+            {
+                // Padded rows p, p + sh, ... of the band are consecutive rows of phase row p.
+                int first = (Math.Max(rowStart - p, 0) + g.StrideHeight - 1) / g.StrideHeight, end = (Math.Max(rowEnd - p, 0) + g.StrideHeight - 1) / g.StrideHeight;
+                for (int q = 0; q < g.StrideWidth; q++)
+                {
+                    float* plane = scratch + c * (long)g.PlaneFloats + (p * g.StrideWidth + q) * (long)g.PhaseFloats;
+                    new Span<float>(plane + (long)first * g.PhaseWidth, (end - first) * g.PhaseWidth).Clear();
+                }
+            }
+        new Span<float>(scratch + channels * (long)g.PlaneFloats, g.PaddedWidth).Clear();
+    }
+
+    /// <summary>Padded rows that output rows [outputStart, outputEnd) read.</summary>
+    public static (int Start, int End) PaddedRows(in ConvGeometry g, int outputStart, int outputEnd) =>
+        (outputStart * g.StrideHeight, (outputEnd - 1) * g.StrideHeight + g.KernelHeight);
+
+    /// <summary>
+    /// Writes the input rows among padded rows [<paramref name="rowStart"/>, <paramref name="rowEnd"/>) of one CHW input
+    /// channel into its phase planes (cleared by <see cref="Clear"/>); <paramref name="rowScratch"/> is the PaddedWidth
+    /// floats after the last plane.
+    /// </summary>
+    public static void Build(float* channel, in ConvGeometry g, float* planes, float* rowScratch, int rowStart, int rowEnd)
     {
         int paddedWidth = g.PaddedWidth, phaseWidth = g.PhaseWidth, stride = g.StrideWidth;
         long phaseFloats = g.PhaseFloats;
-        for (int r = 0; r < g.PaddedHeight; r++)
+        for (int y = Math.Max(rowStart - g.Pad.Top, 0); y < Math.Min(rowEnd - g.Pad.Top, g.InHeight); y++)
         {
+            int r = y + g.Pad.Top;
             float* destination = planes + (r % g.StrideHeight) * stride * phaseFloats + (long)(r / g.StrideHeight) * phaseWidth;
-            // Stride 1 across has a single column phase, so the padded row is written in place.
-            float* row = stride == 1 ? destination : rowScratch;
-            int y = r - g.Pad.Top;
-            if (y < 0 || y >= g.InHeight)
+            if (stride == 1)
             {
-                new Span<float>(row, paddedWidth).Clear();
+                // A single column phase: the row goes straight to its place between the (cleared) margins.
+                new ReadOnlySpan<float>(channel + (long)y * g.InWidth, g.InWidth).CopyTo(new Span<float>(destination + g.Pad.Left, g.InWidth));
+            }
+            else if (stride == 2)
+            {
+                // Input column x sits at padded column x + Left: with Left even, even input columns go to the even phase;
+                // with Left odd, to the odd phase. Either way at offset Left / 2 (rounded as below).
+                float* even = destination, odd = destination + phaseFloats;
+                int left = g.Pad.Left;
+                if (left % 2 == 0) Deinterleave(channel + (long)y * g.InWidth, g.InWidth, even + left / 2, odd + left / 2);
+                else Deinterleave(channel + (long)y * g.InWidth, g.InWidth, odd + left / 2, even + left / 2 + 1);
             }
             else
             {
-                new Span<float>(row, g.Pad.Left).Clear();
-                new ReadOnlySpan<float>(channel + (long)y * g.InWidth, g.InWidth).CopyTo(new Span<float>(row + g.Pad.Left, g.InWidth));
-                new Span<float>(row + g.Pad.Left + g.InWidth, g.Pad.Right).Clear();
+                // Rare strides: pad the row in scratch (its margins stay clear), then split it into the phases.
+                new ReadOnlySpan<float>(channel + (long)y * g.InWidth, g.InWidth).CopyTo(new Span<float>(rowScratch + g.Pad.Left, g.InWidth));
+                SplitPhases(rowScratch, paddedWidth, stride, destination, phaseFloats);
             }
-            if (stride == 2) Deinterleave(row, paddedWidth, destination, destination + phaseFloats);
-            else if (stride > 2) SplitPhases(row, paddedWidth, stride, destination, phaseFloats);
         }
     }
 
@@ -81,7 +116,7 @@ internal static unsafe class ConvPlanes
         }
     }
 
-    /// <summary>Stride 2: even columns to <paramref name="even"/>, odd ones to <paramref name="odd"/> (a trailing odd slot becomes 0).</summary>
+    /// <summary>Stride 2: even columns to <paramref name="even"/>, odd ones to <paramref name="odd"/>; writes exactly ceil(length / 2) and floor(length / 2) floats.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Deinterleave(float* row, int length, float* even, float* odd)
     {
@@ -97,7 +132,8 @@ internal static unsafe class ConvPlanes
                 Avx512F.PermuteVar16x32x2(a, oddIndex, b).Store(odd + i / 2);
             }
         }
-        else if (Avx2.IsSupported)
+        // AVX2 also takes the remainder of the AVX-512 loop, leaving at most 15 floats to the scalar loop.
+        if (Avx2.IsSupported)
         {
             for (; i + 16 <= length; i += 16)
             {
@@ -107,11 +143,7 @@ internal static unsafe class ConvPlanes
                 Avx2.Permute4x64(Avx.Shuffle(a, b, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle().Store(odd + i / 2);
             }
         }
-        for (; i < length; i += 2)
-        {
-            even[i / 2] = row[i];
-            odd[i / 2] = i + 1 < length ? row[i + 1] : 0f;
-        }
+        for (; i < length; i++) (i % 2 == 0 ? even : odd)[i / 2] = row[i];
     }
 
     /// <summary>
@@ -141,15 +173,22 @@ internal static unsafe class ConvPlanes
 internal static unsafe class TapRow
 {
     /// <summary>
-    /// <c>output[x] = bias + sum_t weights[t] * taps[t][x]</c> for x in [0, width): vectors, then a scalar tail through the
-    /// same code with <see cref="Scalar"/>. The caller applies the activation (<see cref="ActivationPass"/>).
+    /// <c>output[x] = bias + sum_t weights[t] * taps[t][x]</c> for x in [0, width), in vectors; a ragged end is covered by
+    /// one more vector ending at <paramref name="width"/> (recomputing a few outputs to the same bits), or by the same code
+    /// with <see cref="Scalar"/> when the row is narrower than a vector. The caller applies the activation (<see cref="ActivationPass"/>).
     /// </summary>
     public static void Run<TVec>(float** taps, int tapCount, float* weights, float bias, float* output, int width)
         where TVec : struct, IFloatVector<TVec>
     {
-        int x = tapCount == 9 ? Run3x3<TVec>(taps, weights, bias, output, 0, width) : RunGeneral<TVec>(taps, tapCount, weights, bias, output, 0, width);
-        if (x < width) RunGeneral<Scalar>(taps, tapCount, weights, bias, output, x, width);
+        int x = Body<TVec>(taps, tapCount, weights, bias, output, 0, width);
+        if (x == width) return;
+        if (width >= TVec.Count) Body<TVec>(taps, tapCount, weights, bias, output, width - TVec.Count, width);
+        else Body<Scalar>(taps, tapCount, weights, bias, output, x, width);
     }
+
+    private static int Body<TVec>(float** taps, int tapCount, float* weights, float bias, float* output, int x, int width)
+        where TVec : struct, IFloatVector<TVec> =>
+        tapCount == 9 ? Run3x3<TVec>(taps, weights, bias, output, x, width) : RunGeneral<TVec>(taps, tapCount, weights, bias, output, x, width);
 
     /// <summary>
     /// Any tap count. Four vectors per step: each output's FMAs form a serial chain (4-cycle latency), so independent
@@ -222,13 +261,15 @@ internal static unsafe class TapRow
 
     /// <summary>
     /// Four output channels at once (weights rows 0..3 are <paramref name="tapCount"/> apart, outputs <paramref name="outputStride"/> apart):
-    /// each loaded input vector feeds four FMAs. Same per-output summation order as <see cref="Run{TVec}"/>'s general path.
+    /// each loaded input vector feeds four FMAs; the ragged end as in <see cref="Run{TVec}"/>. Same per-output summation order.
     /// </summary>
     public static void RunFour<TVec>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int width)
         where TVec : struct, IFloatVector<TVec>
     {
         int x = RunFourCore<TVec>(taps, tapCount, weights, bias, output, outputStride, 0, width);
-        if (x < width) RunFourCore<Scalar>(taps, tapCount, weights, bias, output, outputStride, x, width);
+        if (x == width) return;
+        if (width >= TVec.Count) RunFourCore<TVec>(taps, tapCount, weights, bias, output, outputStride, width - TVec.Count, width);
+        else RunFourCore<Scalar>(taps, tapCount, weights, bias, output, outputStride, x, width);
     }
 
     private static int RunFourCore<TVec>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int x, int width)

@@ -7,8 +7,8 @@ namespace Microsoft.ML.Sparse.Kernels;
 /// </summary>
 internal static unsafe class DepthwiseConvKernel
 {
-    /// <summary>Scratch floats one call needs: one channel's phase planes and its flat (PhaseWidth-pitched) output.</summary>
-    public static int ScratchFloats(in ConvGeometry g) => g.ScratchFloats(1) + g.OutHeight * g.PhaseWidth;
+    /// <summary>Scratch floats one call needs: one channel's phase planes and its flat (PhaseWidth-pitched) output, plus a vector of slack.</summary>
+    public static int ScratchFloats(in ConvGeometry g) => g.ScratchFloats(1) + g.OutHeight * g.PhaseWidth + 16;
 
     /// <summary>
     /// Channels [channelStart, channelEnd): <c>output[c] = activation(bias[c] + conv(input[c], weights[c]))</c>,
@@ -22,14 +22,13 @@ internal static unsafe class DepthwiseConvKernel
         float* flat = scratch + g.ScratchFloats(1);
         float** tapSources = stackalloc float*[taps];
         ConvPlanes.FillTaps(tapSources, scratch, g, 1);
+        ConvPlanes.Clear(scratch, g, 1, 0, g.PaddedHeight);
         for (int c = channelStart; c < channelEnd; c++)
         {
-            ConvPlanes.Build(input + (long)c * g.InHeight * g.InWidth, g, scratch, rowScratch);
+            ConvPlanes.Build(input + (long)c * g.InHeight * g.InWidth, g, scratch, rowScratch, 0, g.PaddedHeight);
             TapRow.Run<TVec>(tapSources, taps, weights + (long)c * taps, bias[c], flat, outHeight * pitch);
             // The activation moves the valid columns of each flat row into place.
-            float* outputPlane = output + (long)c * outHeight * outWidth;
-            for (int oy = 0; oy < outHeight; oy++)
-                ActivationPass.Apply<TVec>(flat + (long)oy * pitch, outputPlane + (long)oy * outWidth, outWidth, activation);
+            ActivationPass.ApplyRows<TVec>(flat, pitch, output + (long)c * outHeight * outWidth, outWidth, outHeight, activation);
         }
     }
 }

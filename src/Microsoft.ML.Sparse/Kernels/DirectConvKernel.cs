@@ -6,32 +6,40 @@ namespace Microsoft.ML.Sparse.Kernels;
 /// </summary>
 internal static unsafe class DirectConvKernel
 {
+    /// <summary>Most (input channel, ky, kx) taps supported: their row pointers live on the stack.</summary>
+    public const int MaxTaps = 2048;
+
     /// <summary>Scratch floats one call needs: the phase planes of every input channel.</summary>
     public static int ScratchFloats(in ConvGeometry g, int inChannels) => g.ScratchFloats(inChannels);
 
     /// <summary>
-    /// Output channels [channelStart, channelEnd) of <c>activation(bias + conv(input, weights))</c>, weights OIHW
+    /// Output rows [rowStart, rowEnd) of every output channel of <c>activation(bias + conv(input, weights))</c>, weights OIHW
     /// <c>[Cout, inChannels, KernelHeight, KernelWidth]</c>; <paramref name="scratch"/> holds <see cref="ScratchFloats"/> floats.
+    /// Only the input rows those output rows read are copied into the planes, so threads splitting rows share no work.
     /// </summary>
-    public static void Run<TVec>(float* input, float* output, float* weights, float* bias, in ConvGeometry g, int inChannels,
-        int channelStart, int channelEnd, in Activation activation, float* scratch) where TVec : struct, IFloatVector<TVec>
+    public static void Run<TVec>(float* input, float* output, float* weights, float* bias, in ConvGeometry g, int inChannels, int outChannels,
+        int rowStart, int rowEnd, in Activation activation, float* scratch) where TVec : struct, IFloatVector<TVec>
     {
-        int taps = inChannels * g.Taps, outHeight = g.OutHeight, outWidth = g.OutWidth;
-        long planeFloats = g.PlaneFloats, outputPlane = (long)outHeight * outWidth;
+        if (rowStart >= rowEnd) return;
+        int taps = inChannels * g.Taps, outWidth = g.OutWidth;
+        long planeFloats = g.PlaneFloats, outputPlane = (long)g.OutHeight * outWidth;
         float* rowScratch = scratch + inChannels * planeFloats;
+        (int paddedStart, int paddedEnd) = ConvPlanes.PaddedRows(g, rowStart, rowEnd);
+        ConvPlanes.Clear(scratch, g, inChannels, paddedStart, paddedEnd);
         for (int ci = 0; ci < inChannels; ci++)
-            ConvPlanes.Build(input + (long)ci * g.InHeight * g.InWidth, g, scratch + ci * planeFloats, rowScratch);
+            ConvPlanes.Build(input + (long)ci * g.InHeight * g.InWidth, g, scratch + ci * planeFloats, rowScratch, paddedStart, paddedEnd);
 
         float** tapRows = stackalloc float*[taps];
         ConvPlanes.FillTaps(tapRows, scratch, g, inChannels);
-        for (int oy = 0; oy < outHeight; oy++, ConvPlanes.Advance(tapRows, taps, g.PhaseWidth))
+        ConvPlanes.Advance(tapRows, taps, (long)rowStart * g.PhaseWidth);
+        for (int oy = rowStart; oy < rowEnd; oy++, ConvPlanes.Advance(tapRows, taps, g.PhaseWidth))
         {
-            int oc = channelStart;
-            for (; oc + 4 <= channelEnd; oc += 4)
+            int oc = 0;
+            for (; oc + 4 <= outChannels; oc += 4)
                 TapRow.RunFour<TVec>(tapRows, taps, weights + (long)oc * taps, bias + oc, output + oc * outputPlane + (long)oy * outWidth, outputPlane, outWidth);
-            for (; oc < channelEnd; oc++)
+            for (; oc < outChannels; oc++)
                 TapRow.Run<TVec>(tapRows, taps, weights + (long)oc * taps, bias[oc], output + oc * outputPlane + (long)oy * outWidth, outWidth);
-            for (oc = channelStart; oc < channelEnd; oc++)
+            for (oc = 0; oc < outChannels; oc++)
             {
                 float* row = output + oc * outputPlane + (long)oy * outWidth;
                 ActivationPass.Apply<TVec>(row, row, outWidth, activation);

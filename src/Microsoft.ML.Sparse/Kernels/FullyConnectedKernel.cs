@@ -25,7 +25,9 @@ internal static unsafe class FullyConnectedKernel
         int inputs, int outputs, int start, int end, in Activation activation) where TVec : struct, IFloatVector<TVec>
     {
         int o = Block<TVec>(input, transposedWeights, bias, residual, output, inputs, outputs, start, end);
-        Block<Scalar>(input, transposedWeights, bias, residual, output, inputs, outputs, o, end);
+        // A ragged end: one more vector ending at `end` (recomputing a few outputs to the same bits), or scalar when narrower.
+        if (o < end && end - start >= TVec.Count) Block<TVec>(input, transposedWeights, bias, residual, output, inputs, outputs, end - TVec.Count, end);
+        else Block<Scalar>(input, transposedWeights, bias, residual, output, inputs, outputs, o, end);
         ActivationPass.Apply<TVec>(output + start, output + start, end - start, activation);
     }
 

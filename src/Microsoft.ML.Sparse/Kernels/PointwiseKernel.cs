@@ -9,10 +9,11 @@ namespace Microsoft.ML.Sparse.Kernels;
 /// <remarks>
 /// Loop order as in the paper: pixel tiles outside (so the input slab Cin x tile stays in L1/L2), output channel blocks
 /// inside, and per block only its stored input rows. A micro-tile keeps block width x tile vectors accumulators in
-/// registers (up to 4 x 4), starts them at the bias and finishes with residual and activation. The dense path is the
-/// same micro-kernel over blocks that store every input row, i.e. a register-blocked GEMM with packed weights.
-/// Pixels left over after the widest vectors go to the next narrower width, down to scalar, so nothing is read or
-/// written outside the requested range.
+/// registers (up to 4 x 4), starts them at the bias and finishes with residual, store and activation. The dense path is
+/// the same micro-kernel over blocks that store every input row, i.e. a register-blocked GEMM with packed weights.
+/// A range that is not a whole number of vectors ends with a tile whose last vector overlaps the previous one; only a
+/// range narrower than one vector goes to the next narrower width, down to scalar. Nothing outside the range is read
+/// or written, and the residual may alias the output.
 /// </remarks>
 internal static unsafe class PointwiseKernel
 {
@@ -29,21 +30,21 @@ internal static unsafe class PointwiseKernel
         int pixelStart, int pixelCount, int channelStart, int channelEnd, in Activation activation, SimdWidth width)
     {
         Validate(weights, input, output, pixelStride, pixelStart, pixelCount, channelStart, channelEnd);
-        var work = new Work(weights, input, output, residual, pixelStride, channelStart, channelEnd);
+        var work = new Work(weights, input, output, residual, pixelStride, channelStart, channelEnd, activation);
         int pixel = pixelStart, end = pixelStart + pixelCount;
         switch (SimdSupport.Resolve(width))
         {
             case SimdWidth.Vector512:
-                pixel = RunTiles<Float512>(work, pixel, end, activation);
+                pixel = RunTiles<Float512>(work, pixel, end);
                 goto case SimdWidth.Vector256;
             case SimdWidth.Vector256:
-                pixel = RunTiles<Float256>(work, pixel, end, activation);
+                pixel = RunTiles<Float256>(work, pixel, end);
                 goto case SimdWidth.Vector128;
             case SimdWidth.Vector128:
-                pixel = RunTiles<Float128>(work, pixel, end, activation);
+                pixel = RunTiles<Float128>(work, pixel, end);
                 goto case SimdWidth.Scalar;
             case SimdWidth.Scalar:
-                RunTiles<Scalar>(work, pixel, end, activation);
+                RunTiles<Scalar>(work, pixel, end);
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(width), width, "Supported widths: Auto, Scalar, Vector128, Vector256, Vector512.");
@@ -68,7 +69,8 @@ internal static unsafe class PointwiseKernel
     }
 
     /// <summary>What every tile of one call shares.</summary>
-    private readonly struct Work(PointwiseWeights weights, float* input, float* output, float* residual, int pixelStride, int channelStart, int channelEnd)
+    private readonly struct Work(PointwiseWeights weights, float* input, float* output, float* residual, int pixelStride,
+        int channelStart, int channelEnd, Activation activation)
     {
         public readonly PointwiseBlock* FirstBlock = weights.BlockAt(channelStart);
         public readonly PointwiseBlock* BlocksEnd = weights.BlocksEnd;
@@ -78,54 +80,82 @@ internal static unsafe class PointwiseKernel
         public readonly float* Residual = residual;
         public readonly nint Stride = pixelStride;
         public readonly int ChannelEnd = channelEnd;
+        public readonly Activation Activation = activation;
+
+        /// <summary>None, ReLU and Clip are a clamp to [ClampMin, ClampMax], applied in registers before the store.</summary>
+        public readonly bool ClampsInRegisters = activation.Kind is ActivationKind.None or ActivationKind.Relu or ActivationKind.Clip;
+        public readonly float ClampMin = activation.Kind switch
+        {
+            ActivationKind.Relu => 0f,
+            ActivationKind.Clip => activation.Alpha,
+            _ => float.NegativeInfinity,
+        };
+        public readonly float ClampMax = activation.Kind == ActivationKind.Clip ? activation.Beta : float.PositiveInfinity;
     }
 
-    /// <summary>Runs every whole tile of <typeparamref name="TVec"/> vectors from <paramref name="pixel"/>; returns where they stopped.</summary>
-    private static int RunTiles<TVec>(in Work work, int pixel, int end, in Activation activation) where TVec : struct, IFloatVector<TVec>
+    /// <summary>
+    /// Covers [<paramref name="pixel"/>, <paramref name="end"/>) with tiles of <typeparamref name="TVec"/> vectors; returns
+    /// <paramref name="pixel"/> unchanged when fewer than one vector of pixels is left (a narrower width takes them).
+    /// The last tile may shift its last vector back so it overlaps the one before instead of reading past the range.
+    /// </summary>
+    private static int RunTiles<TVec>(in Work work, int pixel, int end) where TVec : struct, IFloatVector<TVec>
     {
         int lanes = TVec.Count;
-        if (WideRegisterFile)
-            for (; pixel + 4 * lanes <= end; pixel += 4 * lanes) RunTile<TVec, Four>(work, pixel, activation);
-        else
-            for (; pixel + 2 * lanes <= end; pixel += 2 * lanes) RunTile<TVec, Two>(work, pixel, activation);
-
-        switch ((end - pixel) / lanes)
+        if (end - pixel < lanes) return pixel;
+        int maxVectors = WideRegisterFile ? 4 : 2;
+        for (; end - pixel >= (maxVectors + 1) * lanes; pixel += maxVectors * lanes)
+            RunTile<TVec>(work, pixel, maxVectors, maxVectors * lanes);
+        if (end - pixel > maxVectors * lanes)
         {
-            case 3: RunTile<TVec, Three>(work, pixel, activation); return pixel + 3 * lanes;
-            case 2: RunTile<TVec, Two>(work, pixel, activation); return pixel + 2 * lanes;
-            case 1: RunTile<TVec, One>(work, pixel, activation); return pixel + lanes;
-            default: return pixel;
+            // Between maxVectors and maxVectors + 1 vectors left: half a tile now, the rest in one overlapping tile.
+            RunTile<TVec>(work, pixel, maxVectors / 2, maxVectors / 2 * lanes);
+            pixel += maxVectors / 2 * lanes;
+        }
+        RunTile<TVec>(work, pixel, (end - pixel + lanes - 1) / lanes, end - pixel);
+        return end;
+    }
+
+    private static void RunTile<TVec>(in Work work, int pixel, int vectors, int pixels) where TVec : struct, IFloatVector<TVec>
+    {
+        switch (vectors)
+        {
+            case 4: RunTile<TVec, Four>(work, pixel, pixels); break;
+            case 3: RunTile<TVec, Three>(work, pixel, pixels); break;
+            case 2: RunTile<TVec, Two>(work, pixel, pixels); break;
+            default: RunTile<TVec, One>(work, pixel, pixels); break;
         }
     }
 
-    /// <summary>All channel blocks of the range over one tile of <typeparamref name="TVectors"/> vectors at <paramref name="pixel"/>.</summary>
-    private static void RunTile<TVec, TVectors>(in Work work, int pixel, in Activation activation)
+    /// <summary>All channel blocks of the range over the <paramref name="pixels"/> at <paramref name="pixel"/>, held in <typeparamref name="TVectors"/> vectors.</summary>
+    private static void RunTile<TVec, TVectors>(in Work work, int pixel, int pixels)
         where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
     {
         for (var block = work.FirstBlock; block < work.BlocksEnd && block->FirstChannel < work.ChannelEnd; block++)
         {
-            nint offset = block->FirstChannel * work.Stride + pixel;
-            float* residual = work.Residual == null ? null : work.Residual + offset;
-            float* bias = work.Bias + block->FirstChannel;
             switch (block->Width)
             {
-                case 4: MicroTile<TVec, TVectors, Four>(block, work.Input + pixel, work.Output + offset, residual, bias, work.Stride, activation); break;
-                case 2: MicroTile<TVec, TVectors, Two>(block, work.Input + pixel, work.Output + offset, residual, bias, work.Stride, activation); break;
-                case 1: MicroTile<TVec, TVectors, One>(block, work.Input + pixel, work.Output + offset, residual, bias, work.Stride, activation); break;
+                case 4: MicroTile<TVec, TVectors, Four>(work, block, pixel, pixels); break;
+                case 2: MicroTile<TVec, TVectors, Two>(work, block, pixel, pixels); break;
+                case 1: MicroTile<TVec, TVectors, One>(work, block, pixel, pixels); break;
                 default: throw new InvalidOperationException($"Block width {block->Width} is not one of 4, 2, 1.");
             }
         }
     }
 
     /// <summary>
-    /// One block of <typeparamref name="TWidth"/> channels over <typeparamref name="TVectors"/> vectors of pixels.
+    /// One block of <typeparamref name="TWidth"/> channels over <paramref name="pixels"/> pixels held in <typeparamref name="TVectors"/>
+    /// vectors (the last one shifted back to end at <paramref name="pixels"/> when they are not a whole number of vectors).
     /// Accumulator aXY is channel X, vector Y; the constant type arguments let the JIT drop the unused ones.
     /// </summary>
-    private static void MicroTile<TVec, TVectors, TWidth>(PointwiseBlock* block, float* input, float* output, float* residual, float* bias,
-        nint stride, in Activation activation)
+    private static void MicroTile<TVec, TVectors, TWidth>(in Work work, PointwiseBlock* block, int pixel, int pixels)
         where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant where TWidth : struct, IConstant
     {
-        int lanes = TVec.Count;
+        nint stride = work.Stride, offset = block->FirstChannel * stride + pixel;
+        float* output = work.Output + offset;
+        float* residual = work.Residual == null ? null : work.Residual + offset;
+        float* bias = work.Bias + block->FirstChannel;
+        int last = pixels - TVec.Count;
+        nint o1 = Math.Min(TVec.Count, last), o2 = Math.Min(2 * TVec.Count, last), o3 = Math.Min(3 * TVec.Count, last);
         bool v1 = TVectors.Value > 1, v2 = TVectors.Value > 2, v3 = TVectors.Value > 3;
         bool c1 = TWidth.Value > 1, c2 = TWidth.Value > 2, c3 = TWidth.Value > 3;
 
@@ -136,70 +166,89 @@ internal static unsafe class PointwiseKernel
         a30 = a31 = a32 = a33 = c3 ? TVec.Broadcast(bias[3]) : default;
 
         float* w = block->Values;
-        int* deltas = block->RowDeltas;
-        float* row = input;
-        for (int j = 0, rows = block->RowCount; j < rows; j++, w += TWidth.Value)
+        float* row = work.Input + pixel;
+        for (int* delta = block->RowDeltas, end = delta + block->RowCount; delta < end; delta++, w += TWidth.Value)
         {
-            row += deltas[j] * stride;
+            row += *delta * stride;
             TVec x0 = TVec.Load(row);
-            TVec x1 = v1 ? TVec.Load(row + lanes) : default;
-            TVec x2 = v2 ? TVec.Load(row + 2 * lanes) : default;
-            TVec x3 = v3 ? TVec.Load(row + 3 * lanes) : default;
+            TVec x1 = v1 ? TVec.Load(row + o1) : default;
+            TVec x2 = v2 ? TVec.Load(row + o2) : default;
+            TVec x3 = v3 ? TVec.Load(row + o3) : default;
 
-            TVec w0 = TVec.Broadcast(w[0]);
-            a00 = TVec.MultiplyAdd(w0, x0, a00);
-            if (v1) a01 = TVec.MultiplyAdd(w0, x1, a01);
-            if (v2) a02 = TVec.MultiplyAdd(w0, x2, a02);
-            if (v3) a03 = TVec.MultiplyAdd(w0, x3, a03);
-            if (c1)
-            {
-                TVec w1 = TVec.Broadcast(w[1]);
-                a10 = TVec.MultiplyAdd(w1, x0, a10);
-                if (v1) a11 = TVec.MultiplyAdd(w1, x1, a11);
-                if (v2) a12 = TVec.MultiplyAdd(w1, x2, a12);
-                if (v3) a13 = TVec.MultiplyAdd(w1, x3, a13);
-            }
-            if (c2)
-            {
-                TVec w2 = TVec.Broadcast(w[2]);
-                a20 = TVec.MultiplyAdd(w2, x0, a20);
-                if (v1) a21 = TVec.MultiplyAdd(w2, x1, a21);
-                if (v2) a22 = TVec.MultiplyAdd(w2, x2, a22);
-                if (v3) a23 = TVec.MultiplyAdd(w2, x3, a23);
-            }
-            if (c3)
-            {
-                TVec w3 = TVec.Broadcast(w[3]);
-                a30 = TVec.MultiplyAdd(w3, x0, a30);
-                if (v1) a31 = TVec.MultiplyAdd(w3, x1, a31);
-                if (v2) a32 = TVec.MultiplyAdd(w3, x2, a32);
-                if (v3) a33 = TVec.MultiplyAdd(w3, x3, a33);
-            }
+            MultiplyAddRow<TVec, TVectors>(w[0], x0, x1, x2, x3, ref a00, ref a01, ref a02, ref a03);
+            if (c1) MultiplyAddRow<TVec, TVectors>(w[1], x0, x1, x2, x3, ref a10, ref a11, ref a12, ref a13);
+            if (c2) MultiplyAddRow<TVec, TVectors>(w[2], x0, x1, x2, x3, ref a20, ref a21, ref a22, ref a23);
+            if (c3) MultiplyAddRow<TVec, TVectors>(w[3], x0, x1, x2, x3, ref a30, ref a31, ref a32, ref a33);
         }
 
-        FinishRow<TVec, TVectors>(a00, a01, a02, a03, output, residual, activation);
-        if (c1) FinishRow<TVec, TVectors>(a10, a11, a12, a13, output + stride, residual == null ? null : residual + stride, activation);
-        if (c2) FinishRow<TVec, TVectors>(a20, a21, a22, a23, output + 2 * stride, residual == null ? null : residual + 2 * stride, activation);
-        if (c3) FinishRow<TVec, TVectors>(a30, a31, a32, a33, output + 3 * stride, residual == null ? null : residual + 3 * stride, activation);
+        // Every residual load comes before any store, so the residual may be the output buffer itself.
+        if (residual != null)
+        {
+            AddRow<TVec, TVectors>(ref a00, ref a01, ref a02, ref a03, residual, o1, o2, o3);
+            if (c1) AddRow<TVec, TVectors>(ref a10, ref a11, ref a12, ref a13, residual + stride, o1, o2, o3);
+            if (c2) AddRow<TVec, TVectors>(ref a20, ref a21, ref a22, ref a23, residual + 2 * stride, o1, o2, o3);
+            if (c3) AddRow<TVec, TVectors>(ref a30, ref a31, ref a32, ref a33, residual + 3 * stride, o1, o2, o3);
+        }
+        if (work.ClampsInRegisters)
+        {
+            TVec min = TVec.Broadcast(work.ClampMin), max = TVec.Broadcast(work.ClampMax);
+            ClampRow<TVec, TVectors>(ref a00, ref a01, ref a02, ref a03, min, max);
+            if (c1) ClampRow<TVec, TVectors>(ref a10, ref a11, ref a12, ref a13, min, max);
+            if (c2) ClampRow<TVec, TVectors>(ref a20, ref a21, ref a22, ref a23, min, max);
+            if (c3) ClampRow<TVec, TVectors>(ref a30, ref a31, ref a32, ref a33, min, max);
+        }
+        StoreRow<TVec, TVectors>(a00, a01, a02, a03, output, o1, o2, o3);
+        if (c1) StoreRow<TVec, TVectors>(a10, a11, a12, a13, output + stride, o1, o2, o3);
+        if (c2) StoreRow<TVec, TVectors>(a20, a21, a22, a23, output + 2 * stride, o1, o2, o3);
+        if (c3) StoreRow<TVec, TVectors>(a30, a31, a32, a33, output + 3 * stride, o1, o2, o3);
+
+        // Other activations run over the stored pixels once each (overlapping vectors stored equal values), after the
+        // accumulators are dead so their calls (Exp) do not push the accumulators out of registers.
+        if (!work.ClampsInRegisters)
+            for (int c = 0; c < TWidth.Value; c++)
+                VectorActivation.ApplyInPlace<TVec>(output + c * stride, pixels, work.Activation);
     }
 
-    /// <summary>Epilogue of one channel's accumulators: + residual, activation, store.</summary>
+    /// <summary>One channel's accumulators += its weight x the input vectors (x first keeps the JIT's FMA in place).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void FinishRow<TVec, TVectors>(TVec a0, TVec a1, TVec a2, TVec a3, float* output, float* residual, in Activation activation)
+    private static void MultiplyAddRow<TVec, TVectors>(float weight, TVec x0, TVec x1, TVec x2, TVec x3, ref TVec a0, ref TVec a1, ref TVec a2, ref TVec a3)
         where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
     {
-        int lanes = TVec.Count;
-        Finish(a0, output, residual, activation);
-        if (TVectors.Value > 1) Finish(a1, output + lanes, residual == null ? null : residual + lanes, activation);
-        if (TVectors.Value > 2) Finish(a2, output + 2 * lanes, residual == null ? null : residual + 2 * lanes, activation);
-        if (TVectors.Value > 3) Finish(a3, output + 3 * lanes, residual == null ? null : residual + 3 * lanes, activation);
+        TVec w = TVec.Broadcast(weight);
+        a0 = TVec.MultiplyAdd(x0, w, a0);
+        if (TVectors.Value > 1) a1 = TVec.MultiplyAdd(x1, w, a1);
+        if (TVectors.Value > 2) a2 = TVec.MultiplyAdd(x2, w, a2);
+        if (TVectors.Value > 3) a3 = TVec.MultiplyAdd(x3, w, a3);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Finish<TVec>(TVec sum, float* output, float* residual, in Activation activation) where TVec : struct, IFloatVector<TVec>
+    private static void AddRow<TVec, TVectors>(ref TVec a0, ref TVec a1, ref TVec a2, ref TVec a3, float* residual, nint o1, nint o2, nint o3)
+        where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
     {
-        if (residual != null) sum += TVec.Load(residual);
-        VectorActivation.Apply(sum, activation).Store(output);
+        a0 += TVec.Load(residual);
+        if (TVectors.Value > 1) a1 += TVec.Load(residual + o1);
+        if (TVectors.Value > 2) a2 += TVec.Load(residual + o2);
+        if (TVectors.Value > 3) a3 += TVec.Load(residual + o3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ClampRow<TVec, TVectors>(ref TVec a0, ref TVec a1, ref TVec a2, ref TVec a3, TVec min, TVec max)
+        where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
+    {
+        a0 = TVec.Min(TVec.Max(a0, min), max);
+        if (TVectors.Value > 1) a1 = TVec.Min(TVec.Max(a1, min), max);
+        if (TVectors.Value > 2) a2 = TVec.Min(TVec.Max(a2, min), max);
+        if (TVectors.Value > 3) a3 = TVec.Min(TVec.Max(a3, min), max);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow<TVec, TVectors>(TVec a0, TVec a1, TVec a2, TVec a3, float* output, nint o1, nint o2, nint o3)
+        where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
+    {
+        a0.Store(output);
+        if (TVectors.Value > 1) a1.Store(output + o1);
+        if (TVectors.Value > 2) a2.Store(output + o2);
+        if (TVectors.Value > 3) a3.Store(output + o3);
     }
 
     /// <summary>A compile-time integer as a type, so the generic kernels unroll by it and the JIT folds the branches.</summary>

@@ -236,6 +236,8 @@ internal static class ConstantFolder
         long[] dims = BroadcastShape(a.Dims, b.Dims)
             ?? throw file.Invalid($"node '{OnnxModelFile.NodeName(node)}' ({node.OpType}): shapes {a} and {b} do not broadcast.");
         long count = OnnxTensor.ElementCount(dims);
+        if (count < 0 || count > OnnxTensor.MaxSynthesizedElements)
+            throw file.Unsupported(node, $"broadcasting {a} with {b} gives [{string.Join(",", dims)}], too large to fold at load time.");
         long[] aIndex = BroadcastIndices(a.Dims, dims), bIndex = BroadcastIndices(b.Dims, dims);
         if (a.IsFloat || b.IsFloat)
         {

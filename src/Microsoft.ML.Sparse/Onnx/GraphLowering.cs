@@ -211,19 +211,15 @@ internal sealed class GraphLowering
         var padding = ConvPadding(node, attributes, x, kernelHeight, kernelWidth, (int)strides[0], (int)strides[1]);
         int outHeight = OutputSize(node, x.Height, padding.Top + padding.Bottom, kernelHeight, (int)strides[0]);
         int outWidth = OutputSize(node, x.Width, padding.Left + padding.Right, kernelWidth, (int)strides[1]);
-        var layer = new Layer(LayerKind.Conv, OnnxModelFile.NodeName(node), node.OpType, [Resolve(inputs[0])], node.Output[0], new ValueShape(outChannels, outHeight, outWidth))
-        {
-            Group = (int)group,
-            KernelHeight = kernelHeight,
-            KernelWidth = kernelWidth,
-            StrideHeight = (int)strides[0],
-            StrideWidth = (int)strides[1],
-            Padding = padding,
-            Weights = (float[])weights.Floats!.Clone(),
-            Bias = bias is null ? new float[outChannels] : (float[])bias.AsFloats().Clone(),
-        };
-        _values[layer.Output] = layer.OutputShape;
-        _graph.Layers.Add(layer);
+        var layer = Emit(node, LayerKind.Conv, [inputs[0]], new ValueShape(outChannels, outHeight, outWidth));
+        layer.Group = (int)group;
+        layer.KernelHeight = kernelHeight;
+        layer.KernelWidth = kernelWidth;
+        layer.StrideHeight = (int)strides[0];
+        layer.StrideWidth = (int)strides[1];
+        layer.Padding = padding;
+        layer.Weights = (float[])weights.Floats!.Clone();
+        layer.Bias = bias is null ? new float[outChannels] : (float[])bias.AsFloats().Clone();
     }
 
     private Padding ConvPadding(NodeProto node, NodeAttributes attributes, ValueShape x, int kernelHeight, int kernelWidth, int strideHeight, int strideWidth)

@@ -57,15 +57,15 @@ internal sealed class Layer(LayerKind kind, string name, string opType, string[]
     /// <summary>Conv/Gemm bias, or Affine shift; one per output channel.</summary>
     public float[] Bias { get; set; } = [];
 
-    public int Group { get; init; } = 1;
+    public int Group { get; set; } = 1;
 
-    public int KernelHeight { get; init; } = 1;
+    public int KernelHeight { get; set; } = 1;
 
-    public int KernelWidth { get; init; } = 1;
+    public int KernelWidth { get; set; } = 1;
 
-    public int StrideHeight { get; init; } = 1;
+    public int StrideHeight { get; set; } = 1;
 
-    public int StrideWidth { get; init; } = 1;
+    public int StrideWidth { get; set; } = 1;
 
     public Padding Padding { get; set; }
 

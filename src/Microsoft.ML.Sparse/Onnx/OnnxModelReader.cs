@@ -67,7 +67,7 @@ internal sealed class OnnxModelFile
         }
         catch (InvalidProtocolBufferException e)
         {
-            throw new InvalidOnnxModelException(source, $"not a readable ONNX protobuf (truncated or corrupt): {e.Message}", e);
+            throw new InvalidOnnxModelException(source, $"not a readable ONNX ModelProto (truncated, corrupt or not a model): {e.Message}", e);
         }
         if (model.Graph is null || model.IrVersion <= 0 || model.OpsetImport.Count == 0)
             throw new InvalidOnnxModelException(source,
@@ -122,7 +122,8 @@ internal sealed class OnnxModelFile
         string name = sparse.Values.Name;
         long[] dims = sparse.Dims.ToArray();
         long count = OnnxTensor.ElementCount(dims);
-        if (count < 0) throw Invalid($"sparse tensor '{name}' declares dims [{string.Join(",", dims)}], which are negative or too large.");
+        if (count < 0 || count > OnnxTensor.MaxSynthesizedElements)
+            throw Invalid($"sparse tensor '{name}' declares dims [{string.Join(",", dims)}], which are negative or too large to densify (limit {OnnxTensor.MaxSynthesizedElements} elements).");
         OnnxTensor values = ReadTensor(sparse.Values);
         OnnxTensor indices = ReadTensor(sparse.Indices);
         if (!values.IsFloat)
@@ -187,6 +188,8 @@ internal sealed class OnnxModelFile
         if (!File.Exists(path))
             throw Invalid($"tensor '{name}': external data file '{path}' not found.");
         if (length >= 0) CheckCount(name, "external bytes", byteCount, length);
+        if (byteCount > Array.MaxLength)
+            throw Unsupported(null, $"tensor '{name}' holds {byteCount} bytes, more than one array can; supported: tensors under 2 GiB.");
 
         using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         if (offset > file.Length || file.Length - offset < byteCount)

@@ -40,6 +40,12 @@ internal sealed class OnnxTensor
     /// <summary>The same values under another shape of equal element count.</summary>
     public OnnxTensor WithDims(long[] dims) => new(dims, Floats, Longs);
 
+    /// <summary>
+    /// Largest tensor the importer materialises without bytes in the file backing every element (a densified sparse
+    /// initializer, a broadcast result): 2^28 floats, 1 GiB, far above any MobileNet layer.
+    /// </summary>
+    public const long MaxSynthesizedElements = 1L << 28;
+
     /// <summary>Element count of a shape, or -1 when a dimension is negative or the count exceeds an array's capacity.</summary>
     public static long ElementCount(IReadOnlyList<long> dims)
     {

@@ -3,8 +3,8 @@ using Microsoft.ML.Sparse.Kernels;
 namespace Microsoft.ML.Sparse;
 
 /// <summary>
-/// One executable layer of a plan. Immutable once built; <see cref="Run"/> computes this layer's share
-/// (a part of the thread count), split only along dimensions that leave every output's summation order unchanged.
+/// One executable layer of a plan. Immutable once built; <see cref="Run"/> computes one of several parts of the layer (any
+/// thread may run any part), split only along dimensions that leave every output's summation order unchanged.
 /// </summary>
 internal abstract unsafe class PlannedLayer(string name, string kind, TensorHandle[] inputs, TensorHandle output)
 {
@@ -65,46 +65,45 @@ internal sealed unsafe class TransposeLayer(string name, TensorHandle input, Ten
     }
 }
 
-internal sealed unsafe class ConvLayer(string name, TensorHandle input, TensorHandle output, float[] weights, float[] bias, ConvGeometry geometry, Activation activation)
-    : PlannedLayer(name, "Conv", [input], output)
+/// <summary>What the direct and depthwise convolution layers share: pinned weights, window geometry, activation.</summary>
+internal abstract unsafe class WindowLayer(string name, string kind, TensorHandle input, TensorHandle output, float[] weights, float[] bias, ConvGeometry geometry, Activation activation)
+    : PlannedLayer(name, kind, [input], output)
 {
     // The arrays (not just their addresses) are held, so the pinned weights live as long as the layer.
     private readonly float[] _weights = weights, _bias = bias;
-    private readonly ConvGeometry _geometry = geometry;
-    private readonly Activation _activation = activation;
     private readonly float _sparsity = ZeroFraction(weights);
+    protected readonly ConvGeometry Geometry = geometry;
+    protected readonly Activation Activation = activation;
 
-    public override int ScratchFloats => DirectConvKernel.ScratchFloats(_geometry, Inputs[0].Channels);
     public override float Sparsity => _sparsity;
-    public override string KernelName => $"direct {_geometry.KernelHeight}x{_geometry.KernelWidth} s{_geometry.StrideHeight}x{_geometry.StrideWidth}";
-    public override long DenseMacs => (long)Output.Length * Inputs[0].Channels * _geometry.Taps;
+    public override string KernelName => $"{Kind.ToLowerInvariant()} {Geometry.KernelHeight}x{Geometry.KernelWidth} s{Geometry.StrideHeight}x{Geometry.StrideWidth}";
+    protected float* Weights => Address(_weights);
+    protected float* Bias => Address(_bias);
+}
+
+internal sealed unsafe class ConvLayer(string name, TensorHandle input, TensorHandle output, float[] weights, float[] bias, ConvGeometry geometry, Activation activation)
+    : WindowLayer(name, "Conv", input, output, weights, bias, geometry, activation)
+{
+    public override int ScratchFloats => DirectConvKernel.ScratchFloats(Geometry, Inputs[0].Channels);
+    public override long DenseMacs => (long)Output.Length * Inputs[0].Channels * Geometry.Taps;
 
     public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
     {
-        (int start, int end) = WorkSplit.Range(Output.Channels, part, parts, 4);
-        if (start < end)
-            DirectConvKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), Address(_weights), Address(_bias), _geometry, Inputs[0].Channels, start, end, _activation, scratch);
+        (int start, int end) = WorkSplit.Range(Output.Height, part, parts);
+        DirectConvKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), Weights, Bias, Geometry, Inputs[0].Channels, Output.Channels, start, end, Activation, scratch);
     }
 }
 
 internal sealed unsafe class DepthwiseLayer(string name, TensorHandle input, TensorHandle output, float[] weights, float[] bias, ConvGeometry geometry, Activation activation)
-    : PlannedLayer(name, "Depthwise", [input], output)
+    : WindowLayer(name, "Depthwise", input, output, weights, bias, geometry, activation)
 {
-    // The arrays (not just their addresses) are held, so the pinned weights live as long as the layer.
-    private readonly float[] _weights = weights, _bias = bias;
-    private readonly ConvGeometry _geometry = geometry;
-    private readonly Activation _activation = activation;
-    private readonly float _sparsity = ZeroFraction(weights);
-
-    public override int ScratchFloats => DepthwiseConvKernel.ScratchFloats(_geometry);
-    public override float Sparsity => _sparsity;
-    public override string KernelName => $"depthwise {_geometry.KernelHeight}x{_geometry.KernelWidth} s{_geometry.StrideHeight}x{_geometry.StrideWidth}";
-    public override long DenseMacs => (long)Output.Length * _geometry.Taps;
+    public override int ScratchFloats => DepthwiseConvKernel.ScratchFloats(Geometry);
+    public override long DenseMacs => (long)Output.Length * Geometry.Taps;
 
     public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
     {
         (int start, int end) = WorkSplit.Range(Output.Channels, part, parts);
-        DepthwiseConvKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), Address(_weights), Address(_bias), _geometry, start, end, _activation, scratch);
+        DepthwiseConvKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), Weights, Bias, Geometry, start, end, Activation, scratch);
     }
 }
 
@@ -128,8 +127,14 @@ internal sealed class PointwiseSpec(string name, TensorHandle input, TensorHandl
 internal sealed unsafe class PointwiseLayer(string name, TensorHandle[] inputs, TensorHandle output, Formats.PointwiseWeights weights, Activation activation, SimdWidth width)
     : PlannedLayer(name, "Pointwise", inputs, output)
 {
-    /// <summary>Pixel tiles are split at multiples of this, so every pixel sees the same tile position with any thread count.</summary>
-    private const int PixelAlign = 64;
+    /// <summary>
+    /// Pixel ranges are split at multiples of the widest vector, so every pixel is computed by a full vector of the same
+    /// width (hence bitwise the same) with any thread count.
+    /// </summary>
+    private const int PixelAlign = 16;
+
+    /// <summary>Below this many pixels per part, a layer's output channels are split instead (late 14x14 and 7x7 layers).</summary>
+    private const int MinPixelsPerPart = 128;
     private readonly Activation _activation = activation;
 
     public override float Sparsity => weights.Sparsity;
@@ -143,7 +148,7 @@ internal sealed unsafe class PointwiseLayer(string name, TensorHandle[] inputs, 
         float* residual = Inputs.Length > 1 ? InputOf(tensors, 1) : null;
         int pixelStart = 0, pixelEnd = pixels, channelStart = 0, channelEnd = Output.Channels;
         // Enough pixel tiles for every thread: split pixels; small late layers (14x14, 7x7): split output channels.
-        if (pixels >= 4 * PixelAlign * parts) (pixelStart, pixelEnd) = WorkSplit.Range(pixels, part, parts, PixelAlign);
+        if (pixels >= MinPixelsPerPart * parts) (pixelStart, pixelEnd) = WorkSplit.Range(pixels, part, parts, PixelAlign);
         else (channelStart, channelEnd) = WorkSplit.Range(Output.Channels, part, parts, weights.ChannelGranularity);
         if (pixelStart < pixelEnd && channelStart < channelEnd)
             PointwiseKernel.Run(weights, InputOf(tensors), OutputOf(tensors), residual, pixels, pixelStart, pixelEnd - pixelStart,

@@ -20,6 +20,7 @@ public sealed class SparseNetwork
         _output = output;
         Options = options;
         Width = SimdSupport.Resolve(options.MaxSimdWidth);
+        Threads = options.Threads;
         TensorCount = tensorCount;
         TensorOffsets = BufferPlanner.Assign(layers, tensorCount, new HashSet<int> { input.Id, output.Id }, out int activationFloats);
         ActivationFloats = activationFloats;
@@ -31,6 +32,7 @@ public sealed class SparseNetwork
 
     internal PlannedLayer[] PlannedLayers { get; }
     internal SimdWidth Width { get; }
+    internal int Threads { get; }
     internal int TensorCount { get; }
     internal int[] TensorOffsets { get; }
     internal int ActivationFloats { get; }
@@ -45,7 +47,7 @@ public sealed class SparseNetwork
     /// <summary>The layers in execution order, with the plan's decisions.</summary>
     public IReadOnlyList<LayerInfo> Layers { get; }
 
-    /// <summary>The options the network was planned with (a copy; changing it does not affect the network).</summary>
+    /// <summary>The options the network was planned with (a copy: changing it affects neither this network nor its workspaces).</summary>
     public SparseNetworkOptions Options { get; }
 
     /// <summary>
@@ -67,6 +69,8 @@ public sealed class SparseNetwork
             throw new ArgumentException($"Input has {input.Length} floats but the network expects {_input.Length} ([{_input.Channels}, {_input.Height}, {_input.Width}]).", nameof(input));
         if (output.Length != _output.Length)
             throw new ArgumentException($"Output has {output.Length} floats but the network produces {_output.Length} ([{_output.Channels}, {_output.Height}, {_output.Width}]).", nameof(output));
+        if (input.Overlaps(output))
+            throw new ArgumentException("The input and output spans overlap; the network reads its input while writing the output.", nameof(output));
         if (_input.Id == _output.Id)
         {
             input.CopyTo(output);
@@ -92,7 +96,7 @@ public sealed class SparseNetwork
                 layer.ExecutedMacs.ToString("N0", CultureInfo.InvariantCulture)));
         long dense = Layers.Sum(layer => layer.DenseMacs), executed = Layers.Sum(layer => layer.ExecutedMacs);
         text.AppendLine(string.Format(CultureInfo.InvariantCulture, row, $"Total ({Layers.Count} layers)", "", Shape(InputShape), Shape(OutputShape), "",
-            $"threads {Options.Threads}, {Width}", dense.ToString("N0", CultureInfo.InvariantCulture), executed.ToString("N0", CultureInfo.InvariantCulture)));
+            $"threads {Threads}, {Width}", dense.ToString("N0", CultureInfo.InvariantCulture), executed.ToString("N0", CultureInfo.InvariantCulture)));
         return text.ToString();
 
         static string Shape(TensorHandle t) => $"[{t.Channels},{t.Height},{t.Width}]";

@@ -39,6 +39,9 @@ public sealed class SparseNetworkBuilder
         string layer = LayerName(name, "Conv");
         Check(x, layer);
         ConvGeometry g = Geometry(layer, x, kernelHeight, kernelWidth, strideHeight, strideWidth, padding);
+        if ((long)x.Channels * g.Taps > DirectConvKernel.MaxTaps)
+            throw new NotSupportedException($"Layer '{layer}': a full convolution over {x.Channels} channels with a {kernelHeight}x{kernelWidth} kernel has "
+                + $"{(long)x.Channels * g.Taps} taps; the direct kernel (meant for first layers) supports at most {DirectConvKernel.MaxTaps}.");
         CheckWeights(layer, weights, bias, outChannels, (long)outChannels * x.Channels * kernelHeight * kernelWidth, $"[{outChannels}, {x.Channels}, {kernelHeight}, {kernelWidth}]");
         float[] w = PlannedLayer.Pin(weights), b = PinBias(bias, outChannels);
         return Add(output => new ConvLayer(layer, x, output, w, b, g, activation), outChannels, g.OutHeight, g.OutWidth);

@@ -15,6 +15,11 @@ public sealed class SparseNetworkOptions
     /// <summary>The widest SIMD width the kernels may use; narrower widths are for tests and comparisons.</summary>
     public SimdWidth MaxSimdWidth { get; set; } = SimdWidth.Auto;
 
-    /// <summary>The measured sparsity above which SpMM beats the dense 1x1 path on this engine.</summary>
-    public const float DefaultSparseThreshold = 0.3f;
+    /// <summary>
+    /// The measured sparsity above which SpMM beats the dense 1x1 path on this engine: PointwiseBenchmarks (single thread,
+    /// AVX-512, random magnitude pruning) put the crossover at 0.45-0.5 for the shallow MobileNet shapes (32->192, 64->128
+    /// at 112x112, 96->576 at 14x14) and 0.6-0.65 for the deep ones (512->512 at 14x14, 1024->1024 at 7x7); the default
+    /// takes the upper end, so a layer goes sparse only where SpMM wins on every measured shape.
+    /// </summary>
+    public const float DefaultSparseThreshold = 0.65f;
 }

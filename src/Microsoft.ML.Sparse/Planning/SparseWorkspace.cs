@@ -10,19 +10,26 @@ namespace Microsoft.ML.Sparse;
 /// caller. Dispose it to stop its workers.
 /// </summary>
 /// <remarks>
-/// With N threads the caller runs part 0 of every layer and N - 1 background workers run the others; a spinning barrier
-/// separates layers. Workers wait for the next inference spinning briefly, then blocking, so an idle workspace costs no CPU.
+/// With N threads each layer is cut into <see cref="ChunksPerThread"/> x N chunks (along dimensions that leave every output's
+/// summation order alone, so results are bitwise those of one thread). The caller and N - 1 background workers take chunks
+/// from a per-layer counter and move to the next layer once all chunks of the previous one are done. Taking chunks rather
+/// than fixed shares keeps a descheduled thread (a busy machine) from stalling the others: whoever runs does the work.
+/// Workers wait for the next inference spinning briefly, then blocking, so an idle workspace costs no CPU.
 /// </remarks>
 public sealed unsafe class SparseWorkspace : IDisposable
 {
+    /// <summary>Chunks per thread and layer: enough for the running threads to absorb an absent one's share.</summary>
+    private const int ChunksPerThread = 2;
+
     private readonly float[] _arena;
     private readonly nint[] _tensors;
     private readonly float** _tensorTable;
     private readonly float* _scratch;
-    private readonly int _parts;
+    private readonly int _threads, _chunks;
+    private readonly int[] _nextChunk, _doneChunks;
     private readonly Thread[] _workers;
     private readonly SemaphoreSlim[] _start;
-    private readonly SpinBarrier _barrier;
+    private int _activeWorkers;
     private volatile bool _stopping;
     private bool _disposed;
     private Exception? _failure;
@@ -30,8 +37,9 @@ public sealed unsafe class SparseWorkspace : IDisposable
     internal SparseWorkspace(SparseNetwork network)
     {
         Network = network;
-        _parts = network.Options.Threads;
-        long floats = network.ActivationFloats + (long)_parts * network.ScratchFloatsPerThread + BufferPlanner.AlignFloats;
+        _threads = network.Threads;
+        _chunks = _threads == 1 ? 1 : ChunksPerThread * _threads;
+        long floats = network.ActivationFloats + (long)_threads * network.ScratchFloatsPerThread + BufferPlanner.AlignFloats;
         _arena = GC.AllocateArray<float>(checked((int)floats), pinned: true);
         float* arenaStart = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_arena));
         float* aligned = (float*)(((nint)arenaStart + 63) & ~(nint)63);
@@ -42,14 +50,15 @@ public sealed unsafe class SparseWorkspace : IDisposable
             if (network.TensorOffsets[id] >= 0) _tensors[id] = (nint)(aligned + network.TensorOffsets[id]);
         _scratch = aligned + network.ActivationFloats;
 
-        _barrier = new SpinBarrier(_parts);
-        _workers = new Thread[_parts - 1];
-        _start = new SemaphoreSlim[_parts - 1];
+        _nextChunk = new int[network.PlannedLayers.Length];
+        _doneChunks = new int[network.PlannedLayers.Length];
+        _workers = new Thread[_threads - 1];
+        _start = new SemaphoreSlim[_threads - 1];
         for (int i = 0; i < _workers.Length; i++)
         {
             _start[i] = new SemaphoreSlim(0);
-            int part = i + 1;
-            _workers[i] = new Thread(() => WorkerLoop(part)) { IsBackground = true, Name = $"SparseWorkspace worker {part}" };
+            int thread = i + 1;
+            _workers[i] = new Thread(() => WorkerLoop(thread)) { IsBackground = true, Name = $"SparseWorkspace worker {thread}" };
             _workers[i].Start();
         }
     }
@@ -62,56 +71,73 @@ public sealed unsafe class SparseWorkspace : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         _tensors[Network.InputShape.Id] = (nint)input;
         _tensors[Network.OutputShape.Id] = (nint)output;
-        if (_parts == 1)
+        if (_threads == 1)
         {
-            RunPart(0);
+            RunLayers(0);
             return;
         }
+        Array.Clear(_nextChunk);
+        Array.Clear(_doneChunks);
         _failure = null;
+        Volatile.Write(ref _activeWorkers, _workers.Length);
         foreach (SemaphoreSlim start in _start) start.Release();
-        RunPart(0);
-        // The last layer's barrier has been passed, so every worker is done with this inference.
-        if (_failure is { } failure) throw new InvalidOperationException("A SparseNetwork worker thread failed.", failure);
+        RunLayers(0);
+        // The counters are reset by the next inference, so every worker must have left this one.
+        WaitUntil(ref _activeWorkers, 0);
+        if (_failure is { } failure) throw new InvalidOperationException("A SparseNetwork layer failed on a worker thread.", failure);
     }
 
-    private void WorkerLoop(int part)
+    private void WorkerLoop(int thread)
     {
-        SemaphoreSlim start = _start[part - 1];
+        SemaphoreSlim start = _start[thread - 1];
         while (true)
         {
             start.Wait();
             if (_stopping) return;
-            RunPart(part);
+            RunLayers(thread);
+            Interlocked.Decrement(ref _activeWorkers);
         }
     }
 
-    private void RunPart(int part)
+    private void RunLayers(int thread)
     {
         switch (Network.Width)
         {
-            case SimdWidth.Vector512: RunLayers<Float512>(part); break;
-            case SimdWidth.Vector256: RunLayers<Float256>(part); break;
-            case SimdWidth.Vector128: RunLayers<Float128>(part); break;
-            default: RunLayers<Scalar>(part); break;
+            case SimdWidth.Vector512: RunLayers<Float512>(thread); break;
+            case SimdWidth.Vector256: RunLayers<Float256>(thread); break;
+            case SimdWidth.Vector128: RunLayers<Float128>(thread); break;
+            default: RunLayers<Scalar>(thread); break;
         }
     }
 
-    private void RunLayers<TVec>(int part) where TVec : struct, IFloatVector<TVec>
+    private void RunLayers<TVec>(int thread) where TVec : struct, IFloatVector<TVec>
     {
         PlannedLayer[] layers = Network.PlannedLayers;
-        float* scratch = _scratch + (long)part * Network.ScratchFloatsPerThread;
-        if (_parts == 1)
+        float* scratch = _scratch + (long)thread * Network.ScratchFloatsPerThread;
+        if (_threads == 1)
         {
             foreach (PlannedLayer layer in layers) layer.Run<TVec>(_tensorTable, scratch, 0, 1);
             return;
         }
-        foreach (PlannedLayer layer in layers)
+        for (int l = 0; l < layers.Length; l++)
         {
-            // A failing part must still reach every barrier, or the other threads would wait forever.
-            try { layer.Run<TVec>(_tensorTable, scratch, part, _parts); }
-            catch (Exception e) { Interlocked.CompareExchange(ref _failure, e, null); }
-            _barrier.SignalAndWait();
+            if (l > 0) WaitUntil(ref _doneChunks[l - 1], _chunks);
+            for (int chunk; (chunk = Interlocked.Increment(ref _nextChunk[l]) - 1) < _chunks;)
+            {
+                // A failing chunk still counts as done, or the other threads would wait forever.
+                try { layers[l].Run<TVec>(_tensorTable, scratch, chunk, _chunks); }
+                catch (Exception e) { Interlocked.CompareExchange(ref _failure, e, null); }
+                Interlocked.Increment(ref _doneChunks[l]);
+            }
         }
+        if (thread == 0) WaitUntil(ref _doneChunks[^1], _chunks);
+    }
+
+    /// <summary>Spins (yielding, never sleeping) until <paramref name="location"/> equals <paramref name="value"/>: the waits between layers last microseconds.</summary>
+    private static void WaitUntil(ref int location, int value)
+    {
+        var spin = new SpinWait();
+        while (Volatile.Read(ref location) != value) spin.SpinOnce(sleep1Threshold: -1);
     }
 
     /// <summary>Stops the worker threads. The workspace cannot run afterwards.</summary>
@@ -123,25 +149,5 @@ public sealed unsafe class SparseWorkspace : IDisposable
         foreach (SemaphoreSlim start in _start) start.Release();
         foreach (Thread worker in _workers) worker.Join();
         foreach (SemaphoreSlim start in _start) start.Dispose();
-    }
-}
-
-/// <summary>A reusable barrier that spins (yielding, never sleeping), for the microsecond gaps between layers.</summary>
-internal sealed class SpinBarrier(int parties)
-{
-    private int _arrived;
-    private int _phase;
-
-    public void SignalAndWait()
-    {
-        int phase = Volatile.Read(ref _phase);
-        if (Interlocked.Increment(ref _arrived) == parties)
-        {
-            _arrived = 0;
-            Volatile.Write(ref _phase, phase + 1);
-            return;
-        }
-        var spin = new SpinWait();
-        while (Volatile.Read(ref _phase) == phase) spin.SpinOnce(sleep1Threshold: -1);
     }
 }

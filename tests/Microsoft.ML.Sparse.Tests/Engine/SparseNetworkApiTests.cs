@@ -71,6 +71,8 @@ public sealed class SparseNetworkApiTests
         Assert.Contains("3", longOutput.Message);
         Assert.Contains("2", longOutput.Message);
         Assert.Throws<ArgumentException>(() => network.Run(new float[18], new float[2], foreign));
+        var shared = new float[18];
+        Assert.Throws<ArgumentException>(() => network.Run(shared, shared.AsSpan(16, 2), workspace));
 
         SparseWorkspace disposed = network.CreateWorkspace();
         disposed.Dispose();
@@ -102,6 +104,10 @@ public sealed class SparseNetworkApiTests
         Assert.Throws<ArgumentException>(() => builder.Activate(foreign.GlobalAveragePool(foreign.Input), Activation.Relu));
         Assert.Throws<ArgumentException>(() => builder.Conv(builder.Input, new float[4 * 8 * 25], [], 4, 5, 5, padding: Padding.Uniform(-1)));
         Assert.Throws<ArgumentException>(() => builder.Build(pooled, new SparseNetworkOptions { Threads = 0 }));
+        var wide = new SparseNetworkBuilder(512, 8, 8);
+        var tooManyTaps = Assert.Throws<NotSupportedException>(() => wide.Conv(wide.Input, new float[512 * 25], [], 1, 5, 5, name: "wide"));
+        Assert.Contains("wide", tooManyTaps.Message);
+        Assert.Contains("2048", tooManyTaps.Message);
     }
 
     [Fact]
@@ -141,7 +147,7 @@ public sealed class SparseNetworkApiTests
                 for (int round = 0; round < 5; round++)
                 {
                     network.Run(inputs[c], result, workspace);
-                    EngineAssert.Close(expected[c], result, 1e-4, $"caller {c}");
+                    EngineAssert.Close(expected[c], result, 1e-5, $"caller {c}");
                 }
             }
             catch (Exception e) { failures.Add(e); }
@@ -160,5 +166,31 @@ public sealed class SparseNetworkApiTests
         SparseNetwork network = builder.Build(pooled);
         Assert.Single(network.Layers);
         Assert.Equal(pooled, network.OutputShape);
+    }
+}
+
+/// <summary>The thread split: parts tile the range exactly, in order, with aligned inner boundaries.</summary>
+public sealed class WorkSplitTests
+{
+    [Theory]
+    [InlineData(0, 2, 1)]
+    [InlineData(1, 2, 16)]
+    [InlineData(49, 2, 16)]
+    [InlineData(784, 2, 16)]
+    [InlineData(1000, 3, 16)]
+    [InlineData(32, 2, 4)]
+    [InlineData(7, 4, 1)]
+    public void Parts_TileTheRange_AtAlignedBoundaries(int total, int parts, int align)
+    {
+        int expectedStart = 0;
+        for (int part = 0; part < parts; part++)
+        {
+            (int start, int end) = WorkSplit.Range(total, part, parts, align);
+            Assert.Equal(expectedStart, start);
+            Assert.True(end >= start);
+            if (end < total) Assert.Equal(0, end % align);
+            expectedStart = end;
+        }
+        Assert.Equal(total, expectedStart);
     }
 }

@@ -17,15 +17,8 @@ public sealed class ConvolutionKernelTests
     public void Depthwise_MatchesReference_ForEveryPadding(int kernel, int stride)
     {
         var random = new Random(kernel * 10 + stride);
-        int[] sizes = [1, 2, 3, 5, 8, 17, 19];
-        int index = 0;
-        foreach (Padding pad in AllPaddings())
-        {
-            int height = sizes[index % sizes.Length], width = sizes[(index * 3 + 1) % sizes.Length];
-            index++;
-            if (height + pad.Top + pad.Bottom < kernel || width + pad.Left + pad.Right < kernel) continue;
+        foreach ((int height, int width, Padding pad) in EveryPadding(kernel, [1, 2, 3, 5, 8, 17, 19], widthStep: 3))
             CheckDepthwise(random, channels: 3, height, width, kernel, stride, pad);
-        }
     }
 
     /// <summary>Output widths 1..40 cover every remainder of every vector width and of the two-vector unroll.</summary>
@@ -66,13 +59,8 @@ public sealed class ConvolutionKernelTests
     public void DirectConv_MatchesReference_ForEveryPadding(int inChannels, int kernel, int stride, int outChannels)
     {
         var random = new Random(inChannels * 100 + kernel * 10 + stride);
-        int[] sizes = [1, 2, 3, 7, 16, 17, 33];
-        int index = 0;
-        foreach (Padding pad in AllPaddings())
+        foreach ((int height, int width, Padding pad) in EveryPadding(kernel, [1, 2, 3, 7, 16, 17, 33], widthStep: 5))
         {
-            int height = sizes[index % sizes.Length], width = sizes[(index * 5 + 2) % sizes.Length];
-            index++;
-            if (height + pad.Top + pad.Bottom < kernel || width + pad.Left + pad.Right < kernel) continue;
             var twin = new TwinBuilder(inChannels, height, width);
             TensorHandle y = twin.Conv(twin.Input, ScalarReference.Random(random, outChannels * inChannels * kernel * kernel),
                 ScalarReference.Random(random, outChannels), outChannels, kernel, stride, pad, Activation.Relu6);
@@ -91,7 +79,7 @@ public sealed class ConvolutionKernelTests
         EngineAssert.MatchesReference(twin, y, random, "HWC input conv");
     }
 
-    /// <summary>The stride-2 split used by the planes: every length, checked against the definition.</summary>
+    /// <summary>The stride-2 split used by the planes: every length, checked against the definition, writing nothing past its share.</summary>
     [Fact]
     public unsafe void Deinterleave_SplitsEvenAndOddColumns()
     {
@@ -99,15 +87,12 @@ public sealed class ConvolutionKernelTests
         for (int length = 1; length <= 80; length++)
         {
             float[] row = ScalarReference.Random(random, length);
-            int half = (length + 1) / 2;
-            var even = new float[half];
-            var odd = new float[half];
+            int evenCount = (length + 1) / 2, oddCount = length / 2;
+            float[] even = Enumerable.Repeat(float.NaN, evenCount + 1).ToArray(), odd = Enumerable.Repeat(float.NaN, oddCount + 1).ToArray();
             fixed (float* r = row, e = even, o = odd) ConvPlanes.Deinterleave(r, length, e, o);
-            for (int j = 0; j < half; j++)
-            {
-                Assert.Equal(row[2 * j], even[j]);
-                Assert.Equal(2 * j + 1 < length ? row[2 * j + 1] : 0f, odd[j]);
-            }
+            for (int j = 0; j < evenCount; j++) Assert.Equal(row[2 * j], even[j]);
+            for (int j = 0; j < oddCount; j++) Assert.Equal(row[2 * j + 1], odd[j]);
+            Assert.True(float.IsNaN(even[evenCount]) && float.IsNaN(odd[oddCount]), $"length {length}: wrote past its share");
         }
     }
 
@@ -119,6 +104,18 @@ public sealed class ConvolutionKernelTests
         EngineAssert.MatchesReference(twin, y, random, $"depthwise {kernel}x{kernel} s{stride} {height}x{width} {pad}");
     }
 
-    private static IEnumerable<Padding> AllPaddings() =>
-        from top in PadValues from left in PadValues from bottom in PadValues from right in PadValues select new Padding(top, left, bottom, right);
+    /// <summary>Every padding (0/1/2 per side), each with a plane size taken in turn from <paramref name="sizes"/>; skips windows larger than the padded plane.</summary>
+    private static IEnumerable<(int Height, int Width, Padding Pad)> EveryPadding(int kernel, int[] sizes, int widthStep)
+    {
+        int index = 0;
+        foreach (int top in PadValues)
+            foreach (int left in PadValues)
+                foreach (int bottom in PadValues)
+                    foreach (int right in PadValues)
+                    {
+                        int height = sizes[index % sizes.Length], width = sizes[(index * widthStep + 1) % sizes.Length];
+                        index++;
+                        if (height + top + bottom >= kernel && width + left + right >= kernel) yield return (height, width, new Padding(top, left, bottom, right));
+                    }
+    }
 }

@@ -103,6 +103,17 @@ public class PointwiseKernelTests
     }
 
     [Theory]
+    [MemberData(nameof(WidthsAndPaths))]
+    public void ResidualMayBeTheOutputBuffer(SimdWidth width, bool sparse)
+    {
+        var random = new Random(9);
+        var layer = PointwiseLayer.Random(random, 13, 21, 0.5f);
+        using var weights = layer.Prepare(sparse ? ForceSparse : ForceDense);
+        foreach (var (pixelStride, pixelStart, pixelCount) in new[] { (49, 0, 49), (196, 3, 150), (100, 10, 17), (30, 5, 5) })
+            layer.Check(random, weights, pixelStride, pixelStart, pixelCount, 0, 13, width, Activation.Relu6, withResidual: true, residualInPlace: true);
+    }
+
+    [Theory]
     [MemberData(nameof(Widths))]
     public void EmptyRowsProduceActivationOfBiasPlusResidual(SimdWidth width)
     {
@@ -197,28 +208,31 @@ internal sealed class PointwiseLayer(float[] weights, float[] bias, int outChann
     /// range are NaN (so reading them would show) and the output outside it must keep its sentinel.
     /// </summary>
     public unsafe void Check(Random random, PointwiseWeights weights, int pixelStride, int pixelStart, int pixelCount,
-        int channelStart, int channelEnd, SimdWidth width, in Activation activation, bool withResidual)
+        int channelStart, int channelEnd, SimdWidth width, in Activation activation, bool withResidual, bool residualInPlace = false)
     {
         var input = RandomValues(random, InChannels * pixelStride);
         var residual = withResidual ? RandomValues(random, OutChannels * pixelStride) : null;
         for (int k = 0; k < InChannels; k++)
             for (int p = 0; p < pixelStride; p++)
                 if (p < pixelStart || p >= pixelStart + pixelCount) input[k * pixelStride + p] = float.NaN;
-        if (residual != null)
+        if (residual != null && !residualInPlace)
             for (int i = 0; i < residual.Length; i++)
                 if (!InRange(i, pixelStride, pixelStart, pixelCount, channelStart, channelEnd)) residual[i] = float.NaN;
 
+        // The output sits between guard bands; in place, it starts as the residual (which the kernel must read before overwriting).
         const int guard = 64;
         var output = new float[OutChannels * pixelStride + 2 * guard];
         Array.Fill(output, Sentinel);
+        if (residualInPlace) residual!.CopyTo(output, guard);
+        var before = (float[])output.Clone();
         fixed (float* inputPointer = input, outputPointer = output, residualPointer = residual)
-            PointwiseKernel.Run(weights, inputPointer, outputPointer + guard, residualPointer, pixelStride, pixelStart, pixelCount,
-                channelStart, channelEnd, activation, width);
+            PointwiseKernel.Run(weights, inputPointer, outputPointer + guard, residualInPlace ? outputPointer + guard : residualPointer,
+                pixelStride, pixelStart, pixelCount, channelStart, channelEnd, activation, width);
 
         var expected = Reference(input, residual, pixelStride, pixelStart, pixelCount, channelStart, channelEnd, activation);
         float scale = Math.Max(1e-20f, expected.Max(MathF.Abs));
         string what = $"{weights.KernelName} {OutChannels}x{InChannels}, pixels [{pixelStart}, +{pixelCount}) of {pixelStride}, " +
-            $"channels [{channelStart}, {channelEnd}), {width}, {activation}, residual {withResidual}";
+            $"channels [{channelStart}, {channelEnd}), {width}, {activation}, residual {withResidual} in place {residualInPlace}";
         for (int i = 0; i < output.Length; i++)
         {
             int index = i - guard;
@@ -229,7 +243,7 @@ internal sealed class PointwiseLayer(float[] weights, float[] bias, int outChann
             }
             else
             {
-                Assert.True(output[i] == Sentinel, $"{what}: wrote element {index} outside the range.");
+                Assert.True(output[i].Equals(before[i]), $"{what}: wrote element {index} outside the range.");
             }
         }
     }

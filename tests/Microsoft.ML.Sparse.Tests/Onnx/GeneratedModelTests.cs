@@ -1,5 +1,3 @@
-using Microsoft.ML.OnnxRuntime;
-
 namespace Microsoft.ML.Sparse.Tests.Onnx;
 
 /// <summary>Every generated MobileNet variant loads in ONNX Runtime and scores to finite, non-degenerate outputs.</summary>
@@ -16,7 +14,7 @@ public class GeneratedModelTests
         int batch = GeneratedVariants.BatchOf(options);
         float[] input = GeneratedVariants.RandomImages(options, batch, seed: 11);
 
-        float[] output = OrtScoring.Run(model, input, GeneratedVariants.InputShape(options, batch));
+        float[] output = GeneratedVariants.ScoreWithOnnxRuntime(model, input, GeneratedVariants.InputShape(options, batch));
 
         Assert.Equal(batch * options.Classes, output.Length);
         Assert.All(output, value => Assert.True(float.IsFinite(value), $"non-finite output {value}"));
@@ -99,9 +97,16 @@ internal static class GeneratedVariants
     /// <summary>Dynamic-batch variants run three images at once, the others one.</summary>
     public static int BatchOf(SyntheticMobileNetOptions options) => options.DynamicBatch ? 3 : 1;
 
-    public static long[] InputShape(SyntheticMobileNetOptions options, int batch) => options.NhwcInput
+    public static int[] InputShape(SyntheticMobileNetOptions options, int batch) => options.NhwcInput
         ? [batch, options.Resolution, options.Resolution, 3]
         : [batch, 3, options.Resolution, options.Resolution];
+
+    /// <summary>Scores <paramref name="model"/> with ONNX Runtime, the reference implementation.</summary>
+    public static float[] ScoreWithOnnxRuntime(byte[] model, float[] input, int[] dims)
+    {
+        using var reference = new OnnxRuntimeReference(model);
+        return reference.Run(input, dims);
+    }
 
     /// <summary>Uniform [-1, 1) pixels, the range of MobileNet's x/127.5-1 preprocessing.</summary>
     public static float[] RandomImages(SyntheticMobileNetOptions options, int batch, int seed)
@@ -110,24 +115,5 @@ internal static class GeneratedVariants
         var values = new float[batch * 3 * options.Resolution * options.Resolution];
         for (int i = 0; i < values.Length; i++) values[i] = (float)(random.NextDouble() * 2 - 1);
         return values;
-    }
-}
-
-/// <summary>Scores an ONNX model with ONNX Runtime (the reference implementation).</summary>
-internal static class OrtScoring
-{
-    public static float[] Run(byte[] model, float[] input, long[] inputShape)
-    {
-        using var sessionOptions = new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 };
-        using var session = new InferenceSession(model, sessionOptions);
-        return Run(session, input, inputShape);
-    }
-
-    public static float[] Run(InferenceSession session, float[] input, long[] inputShape)
-    {
-        using var inputValue = OrtValue.CreateTensorValueFromMemory(input, inputShape);
-        using var runOptions = new RunOptions();
-        using var outputs = session.Run(runOptions, [session.InputNames[0]], [inputValue], [session.OutputNames[0]]);
-        return outputs[0].GetTensorDataAsSpan<float>().ToArray();
     }
 }

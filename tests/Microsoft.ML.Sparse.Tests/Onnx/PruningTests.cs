@@ -120,8 +120,8 @@ public class PruningTests
 
         int batch = GeneratedVariants.BatchOf(options);
         float[] input = GeneratedVariants.RandomImages(options, batch, seed: 5);
-        long[] shape = GeneratedVariants.InputShape(options, batch);
-        Assert.Equal(OrtScoring.Run(model, input, shape), OrtScoring.Run(pruned, input, shape));
+        int[] shape = GeneratedVariants.InputShape(options, batch);
+        Assert.Equal(GeneratedVariants.ScoreWithOnnxRuntime(model, input, shape), GeneratedVariants.ScoreWithOnnxRuntime(pruned, input, shape));
         Assert.All(report.Layers, layer => Assert.Equal(layer.NonzerosBefore, layer.NonzerosAfter));
         Assert.Equal(ModelWeights.Read(model), ModelWeights.Read(pruned));
     }
@@ -158,8 +158,31 @@ public class PruningTests
             Assert.InRange(layer.SparsityAfter, target - 0.5 * block / layer.Elements, target + 0.5 * block / layer.Elements);
         });
         int batch = GeneratedVariants.BatchOf(options);
-        float[] output = OrtScoring.Run(pruned, GeneratedVariants.RandomImages(options, batch, seed: 6), GeneratedVariants.InputShape(options, batch));
+        float[] output = GeneratedVariants.ScoreWithOnnxRuntime(pruned, GeneratedVariants.RandomImages(options, batch, seed: 6), GeneratedVariants.InputShape(options, batch));
         Assert.All(output, value => Assert.True(float.IsFinite(value)));
+    }
+
+    [Theory]
+    [InlineData("mobilenet_v1_1.0_224.onnx", PruningScope.PerLayer, 4)]
+    [InlineData("mobilenet_v2_1.0_224.onnx", PruningScope.Global, 1)]
+    [InlineData("mobilenetv2-12.onnx", PruningScope.PerLayer, 2)]
+    public void PrunedRealModelRunsInTheSparseEngineAsInOnnxRuntime(string modelFile, PruningScope scope, int block)
+    {
+        string path = SharedData.Require("models/" + modelFile);
+        var report = OnnxPruner.Prune(File.ReadAllBytes(path), out byte[] pruned, new PruningOptions { TargetSparsity = 0.9f, Scope = scope, BlockSize = block }, cancellationToken: Ct);
+        Assert.InRange(report.PrunedLayersSparsity, 0.89, 0.95);
+
+        var random = new Random(8);
+        float[] image = Enumerable.Range(0, 3 * 224 * 224).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+        float[] expected = GeneratedVariants.ScoreWithOnnxRuntime(pruned, image, [1, 3, 224, 224]);
+        var model = SparseModel.Load(pruned, new SparseModelOptions { Threads = 2 }, Ct);
+        var actual = new float[model.OutputLength];
+        model.Run(image, actual, model.CreateWorkspace());
+
+        double largest = expected.Max(Math.Abs);
+        double error = expected.Zip(actual).Max(pair => Math.Abs(pair.First - pair.Second));
+        Assert.True(error <= 1e-4 * largest, $"max |ours - ORT| = {error:G3}, {error / largest:G3} of max |ORT|");
+        Assert.Equal(Array.IndexOf(expected, expected.Max()), Array.IndexOf(actual, actual.Max()));
     }
 
     [Fact]
@@ -206,7 +229,8 @@ public class PruningTests
         float smallestKept = Enumerable.Range(0, orig.Length).Where(i => newMask[i] != 0f).Min(i => Math.Abs(orig[i]));
         Assert.True(largestPruned <= smallestKept);
         Assert.Equal("weight_orig * weight_mask", report.Layers.Single().WeightName);
-        Assert.All(OrtScoring.Run(pruned, new float[128], [1, 8, 4, 4]), v => Assert.True(float.IsFinite(v)));
+        Assert.Contains("mask 'weight_mask'", report.Layers.Single().Note);
+        Assert.All(GeneratedVariants.ScoreWithOnnxRuntime(pruned, new float[128], [1, 8, 4, 4]), v => Assert.True(float.IsFinite(v)));
     }
 
     [Fact]

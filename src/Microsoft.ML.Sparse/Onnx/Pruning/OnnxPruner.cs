@@ -90,8 +90,7 @@ public static class OnnxPruner
         {
             cancellationToken.ThrowIfCancellationRequested();
             var layer = units.Layer;
-            layer.WriteZeros(file, units.Values);
-            string note = layer.Factors.Count > 1 ? "weight_orig * weight_mask: zeros written to the mask" : "";
+            string note = layer.WriteZeros(file, units.Values);
             reports[units.LayerIndex] = new LayerPruningReport(layer.Name, layer.Node.OpType, layer.WeightName, layer.Kind, layer.Shape,
                 units.NonzerosBefore, PruningUnits.CountNonzeros(units.Values), true, note);
         }

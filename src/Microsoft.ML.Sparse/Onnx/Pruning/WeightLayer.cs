@@ -47,13 +47,14 @@ internal sealed class WeightLayer
         return values;
     }
 
-    /// <summary>Zeroes the pruned positions in the mask factor when there is one (a 0/1 tensor), else in every factor.</summary>
-    public void WriteZeros(OnnxModelFile file, float[] pruned)
+    /// <summary>Zeroes the pruned positions in the mask factor when there is one (a 0/1 tensor), else in every factor;
+    /// returns a note for the report saying where the zeros went (empty for a plain weight).</summary>
+    public string WriteZeros(OnnxModelFile file, float[] pruned)
     {
         if (Factors.Count == 1)
         {
             Factors[0].Write(pruned);
-            return;
+            return "";
         }
         var factorValues = Factors.Select(factor => factor.Read(file)).ToArray();
         int mask = Array.FindIndex(factorValues, values => Array.TrueForAll(values, v => v is 0f or 1f));
@@ -64,6 +65,7 @@ internal sealed class WeightLayer
             for (int i = 0; i < values.Length; i++) if (pruned[i] == 0f) values[i] = 0f;
             Factors[f].Write(values);
         }
+        return mask >= 0 ? $"product pruned; zeros written to the 0/1 mask '{Factors[mask].Name}'" : "product pruned; zeros written to both factors (neither is a 0/1 mask)";
     }
 
     /// <summary>Every Conv, Gemm and MatMul of the graph whose weight is a constant (or could not be traced), in node order.</summary>

@@ -1,0 +1,137 @@
+using System.Runtime.InteropServices;
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Columns;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Reports;
+using BenchmarkDotNet.Running;
+using Microsoft.ML.Sparse.Formats;
+using Microsoft.ML.Sparse.Kernels;
+
+namespace Microsoft.ML.Sparse.Benchmarks.Kernels;
+
+/// <summary>A 1x1 convolution shape: input channels, output channels and the spatial size.</summary>
+public readonly record struct PointwiseShape(int InChannels, int OutChannels, int Height, int Width)
+{
+    /// <summary>Pixels per channel.</summary>
+    public int Pixels => Height * Width;
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{InChannels}->{OutChannels}@{Height}x{Width}";
+}
+
+/// <summary>
+/// SpMM next to the dense 1x1 path on MobileNet v1/v2 pointwise shapes, single-threaded, widest SIMD, ReLU6 epilogue.
+/// Weights are random and magnitude-pruned to <see cref="Sparsity"/> (0.5 to 0.7 locate the crossover that sets
+/// <see cref="SparseNetworkOptions.DefaultSparseThreshold"/>). The GFLOP/s columns count useful flops (2 x nonzeros x pixels
+/// for SpMM, 2 x Cout x Cin x pixels for dense) over the mean and over the fastest iteration (the machine may be shared);
+/// Ratio is time over the dense baseline.
+/// </summary>
+[MemoryDiagnoser]
+[Config(typeof(GflopsConfig))]
+public unsafe class PointwiseBenchmarks
+{
+    private PointwiseWeights _sparse = null!, _dense = null!;
+    private float* _input, _output;
+
+    /// <summary>MobileNet v1 (512x512 at 14x14, 1024x1024 at 7x7, 64->128 at 112x112) and v2 (96->576 at 14x14, 32->192 at 112x112).</summary>
+    public static IEnumerable<PointwiseShape> Shapes =>
+    [
+        new(512, 512, 14, 14), new(1024, 1024, 7, 7), new(96, 576, 14, 14), new(32, 192, 112, 112), new(64, 128, 112, 112),
+    ];
+
+    /// <summary>The layer shape.</summary>
+    [ParamsSource(nameof(Shapes))]
+    public PointwiseShape Shape { get; set; }
+
+    /// <summary>Fraction of weights pruned.</summary>
+    [Params(0.5f, 0.6f, 0.65f, 0.7f, 0.8f, 0.9f)]
+    public float Sparsity { get; set; }
+
+    /// <summary>Prunes random weights and prepares both paths and the activations.</summary>
+    [GlobalSetup]
+    public void Setup()
+    {
+        var random = new Random(42);
+        var weights = MagnitudePruned(random, Shape.OutChannels * Shape.InChannels, Sparsity);
+        var bias = RandomValues(random, Shape.OutChannels);
+        _sparse = PointwiseWeights.Create(weights, bias, Shape.OutChannels, Shape.InChannels, sparseThreshold: 0f);
+        _dense = PointwiseWeights.Create(weights, bias, Shape.OutChannels, Shape.InChannels, sparseThreshold: float.PositiveInfinity);
+        _input = Allocate(RandomValues(random, Shape.InChannels * Shape.Pixels));
+        _output = Allocate(new float[Shape.OutChannels * Shape.Pixels]);
+    }
+
+    /// <summary>Frees what <see cref="Setup"/> made.</summary>
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _sparse.Dispose();
+        _dense.Dispose();
+        NativeMemory.AlignedFree(_input);
+        NativeMemory.AlignedFree(_output);
+    }
+
+    /// <summary>The dense register-blocked 1x1 path.</summary>
+    [Benchmark(Baseline = true)]
+    public void Dense() => Run(_dense);
+
+    /// <summary>The SpMM path.</summary>
+    [Benchmark]
+    public void Sparse() => Run(_sparse);
+
+    private void Run(PointwiseWeights weights) =>
+        PointwiseKernel.Run(weights, _input, _output, null, Shape.Pixels, 0, Shape.Pixels, 0, Shape.OutChannels, Activation.Relu6, SimdWidth.Auto);
+
+    /// <summary>Gaussian weights with the smallest-magnitude <paramref name="sparsity"/> fraction set to zero.</summary>
+    internal static float[] MagnitudePruned(Random random, int count, float sparsity)
+    {
+        var weights = new float[count];
+        for (int i = 0; i < count; i++)
+            weights[i] = (float)(Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()));
+        var order = Enumerable.Range(0, count).OrderBy(i => MathF.Abs(weights[i])).ToArray();
+        for (int i = 0; i < (int)Math.Round(sparsity * count); i++) weights[order[i]] = 0f;
+        return weights;
+    }
+
+    private static float[] RandomValues(Random random, int count) =>
+        Enumerable.Range(0, count).Select(_ => random.NextSingle() * 2f - 1f).ToArray();
+
+    private static float* Allocate(float[] values)
+    {
+        var memory = (float*)NativeMemory.AlignedAlloc((nuint)(values.Length * sizeof(float)), 64);
+        values.CopyTo(new Span<float>(memory, values.Length));
+        return memory;
+    }
+
+    /// <summary>Adds the GFLOP/s column.</summary>
+    private sealed class GflopsConfig : ManualConfig
+    {
+        public GflopsConfig() => AddColumn(new GflopsColumn(fastest: false), new GflopsColumn(fastest: true));
+    }
+
+    /// <summary>Useful GFLOP/s of a case: 2 x multiply-accumulates that W's nonzeros (or the whole dense W) need, per mean or fastest time.</summary>
+    private sealed class GflopsColumn(bool fastest) : IColumn
+    {
+        public string Id => nameof(GflopsColumn) + (fastest ? "Best" : "Mean");
+        public string ColumnName => fastest ? "GFLOP/s best" : "GFLOP/s";
+        public bool AlwaysShow => true;
+        public ColumnCategory Category => ColumnCategory.Custom;
+        public int PriorityInCategory => 0;
+        public bool IsNumeric => true;
+        public UnitType UnitType => UnitType.Dimensionless;
+        public string Legend => $"Useful GFLOP/s: 2 x nonzeros (dense: 2 x Cout x Cin) x pixels / {(fastest ? "fastest iteration" : "mean time")}";
+        public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
+        public bool IsAvailable(Summary summary) => true;
+        public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
+
+        public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
+        {
+            var statistics = summary[benchmarkCase]?.ResultStatistics;
+            if (statistics is null) return "-";
+            var shape = (PointwiseShape)benchmarkCase.Parameters[nameof(Shape)]!;
+            float sparsity = (float)benchmarkCase.Parameters[nameof(Sparsity)]!;
+            double weights = (double)shape.OutChannels * shape.InChannels;
+            double macs = benchmarkCase.Descriptor.WorkloadMethod.Name == nameof(Dense) ? weights : weights - Math.Round(sparsity * weights);
+            return (2 * macs * shape.Pixels / (fastest ? statistics.Min : statistics.Mean)).ToString("F1");
+        }
+    }
+}
