@@ -30,7 +30,8 @@ internal static class EndToEndRunner
 
         // In-process: no per-benchmark project build, so the quick mode fits in two minutes.
         var job = Job.Default.WithToolchain(InProcessEmitToolchain.Instance)
-            .WithLaunchCount(1).WithWarmupCount(quick ? 2 : 4).WithIterationCount(quick ? 5 : 12);
+            .WithLaunchCount(1).WithWarmupCount(quick ? 2 : 3).WithIterationCount(quick ? 5 : 9)
+            .WithIterationTime(Perfolizer.Horology.TimeInterval.FromMilliseconds(250));
         var config = ManualConfig.CreateEmpty()
             .AddJob(job)
             .AddColumnProvider(DefaultColumnProviders.Instance)
