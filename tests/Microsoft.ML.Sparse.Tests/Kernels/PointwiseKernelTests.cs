@@ -42,8 +42,9 @@ public class PointwiseKernelTests
     {
         var random = new Random(2);
         var layer = PointwiseLayer.Random(random, 9, 13, 0.5f);
-        int widestTile = 4 * 16;
-        for (int pixels = 1; pixels <= 2 * widestTile + 1; pixels++)
+        // The widest tile is 8 vectors of 16 lanes, taken while at least 9 vectors are left; up to two of those plus a remainder.
+        int widestTile = 8 * 16;
+        for (int pixels = 1; pixels <= 2 * widestTile + 16 + 1; pixels++)
             layer.CheckFullRange(random, pixels, sparse ? ForceSparse : ForceDense, width, Activation.None, withResidual: true);
     }
 
@@ -74,7 +75,8 @@ public class PointwiseKernelTests
         var layer = PointwiseLayer.Random(random, 11, 20, 0.6f);
         foreach (var activation in activations)
             foreach (bool withResidual in new[] { false, true })
-                layer.CheckFullRange(random, 83, sparse ? ForceSparse : ForceDense, width, activation, withResidual);
+                foreach (int pixels in new[] { 83, 160 })
+                    layer.CheckFullRange(random, pixels, sparse ? ForceSparse : ForceDense, width, activation, withResidual);
     }
 
     [Theory]
@@ -90,7 +92,7 @@ public class PointwiseKernelTests
             int granularity = weights.ChannelGranularity;
             for (int trial = 0; trial < 40; trial++)
             {
-                int pixelStride = random.Next(1, 150);
+                int pixelStride = random.Next(1, 330);
                 int pixelStart = random.Next(pixelStride);
                 int pixelCount = random.Next(pixelStride - pixelStart + 1);
                 int blocks = (23 + granularity - 1) / granularity;
@@ -99,6 +101,29 @@ public class PointwiseKernelTests
                 layer.Check(random, weights, pixelStride, pixelStart, pixelCount, channelStart, Math.Max(channelStart, channelEnd),
                     width, Activation.Relu, withResidual: trial % 2 == 0);
             }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(WidthsAndPaths))]
+    public void PixelsGetTheSameBitsWhicheverAlignedRangeComputesThem(SimdWidth width, bool sparse)
+    {
+        // Threads split pixels at multiples of 16 lanes, so results must not depend on where such a range starts or ends.
+        var random = new Random(10);
+        foreach (float sparsity in new[] { 0f, 0.7f, 0.95f })
+        {
+            var layer = PointwiseLayer.Random(random, 7, 37, sparsity);
+            using var weights = layer.Prepare(sparse ? ForceSparse : ForceDense);
+            const int pixels = 401;
+            float[] input = PointwiseLayer.RandomValues(random, 37 * pixels), whole = new float[7 * pixels], pieces = new float[7 * pixels];
+            layer.RunInto(weights, input, whole, pixels, 0, pixels, width);
+            for (int start = 0; start < pixels;)
+            {
+                int end = Math.Min(pixels, start + 16 * random.Next(1, 12));
+                layer.RunInto(weights, input, pieces, pixels, start, end - start, width);
+                start = end;
+            }
+            Assert.Equal(whole, pieces);
         }
     }
 
@@ -197,6 +222,13 @@ internal sealed class PointwiseLayer(float[] weights, float[] bias, int outChann
     public PointwiseWeights Prepare(float sparseThreshold) =>
         PointwiseWeights.Create(Weights, Bias, OutChannels, InChannels, sparseThreshold);
 
+    /// <summary>Runs pixels [pixelStart, +pixelCount) of every channel with ReLU6 and no residual.</summary>
+    public unsafe void RunInto(PointwiseWeights weights, float[] input, float[] output, int pixelStride, int pixelStart, int pixelCount, SimdWidth width)
+    {
+        fixed (float* inputPointer = input, outputPointer = output)
+            PointwiseKernel.Run(weights, inputPointer, outputPointer, null, pixelStride, pixelStart, pixelCount, 0, OutChannels, Activation.Relu6, width);
+    }
+
     public void CheckFullRange(Random random, int pixels, float sparseThreshold, SimdWidth width, in Activation activation, bool withResidual)
     {
         using var weights = Prepare(sparseThreshold);
@@ -273,7 +305,7 @@ internal sealed class PointwiseLayer(float[] weights, float[] bias, int outChann
 
     private static float NonZero(Random random) => random.NextSingle() < 0.5f ? -0.05f - random.NextSingle() : 0.05f + random.NextSingle();
 
-    private static float[] RandomValues(Random random, int count)
+    internal static float[] RandomValues(Random random, int count)
     {
         var values = new float[count];
         for (int i = 0; i < count; i++) values[i] = random.NextSingle() * 2f - 1f;
