@@ -129,6 +129,27 @@ public class PointwiseKernelTests
 
     [Theory]
     [MemberData(nameof(WidthsAndPaths))]
+    public void ClampedActivationsPropagateNaN(SimdWidth width, bool sparse)
+    {
+        // Every weight nonzero, so a NaN input pixel reaches every output channel at that pixel and no other pixel.
+        var random = new Random(11);
+        var layer = PointwiseLayer.Random(random, 6, 9, 0f);
+        using var weights = layer.Prepare(sparse ? ForceSparse : ForceDense);
+        const int pixels = 200;
+        foreach (int nanPixel in new[] { 0, 77, 150, 199 })
+            foreach (var activation in new[] { Activation.Relu, Activation.Relu6, Activation.None })
+            {
+                float[] input = PointwiseLayer.RandomValues(random, 9 * pixels), output = new float[6 * pixels];
+                input[4 * pixels + nanPixel] = float.NaN;
+                layer.RunInto(weights, input, output, pixels, 0, pixels, width, activation);
+                for (int c = 0; c < 6; c++)
+                    for (int p = 0; p < pixels; p++)
+                        Assert.True(float.IsNaN(output[c * pixels + p]) == (p == nanPixel), $"{width} {activation}: channel {c} pixel {p} is {output[c * pixels + p]}.");
+            }
+    }
+
+    [Theory]
+    [MemberData(nameof(WidthsAndPaths))]
     public void ResidualMayBeTheOutputBuffer(SimdWidth width, bool sparse)
     {
         var random = new Random(9);
@@ -222,11 +243,12 @@ internal sealed class PointwiseLayer(float[] weights, float[] bias, int outChann
     public PointwiseWeights Prepare(float sparseThreshold) =>
         PointwiseWeights.Create(Weights, Bias, OutChannels, InChannels, sparseThreshold);
 
-    /// <summary>Runs pixels [pixelStart, +pixelCount) of every channel with ReLU6 and no residual.</summary>
-    public unsafe void RunInto(PointwiseWeights weights, float[] input, float[] output, int pixelStride, int pixelStart, int pixelCount, SimdWidth width)
+    /// <summary>Runs pixels [pixelStart, +pixelCount) of every channel with no residual (ReLU6 unless told).</summary>
+    public unsafe void RunInto(PointwiseWeights weights, float[] input, float[] output, int pixelStride, int pixelStart, int pixelCount, SimdWidth width,
+        Activation? activation = null)
     {
         fixed (float* inputPointer = input, outputPointer = output)
-            PointwiseKernel.Run(weights, inputPointer, outputPointer, null, pixelStride, pixelStart, pixelCount, 0, OutChannels, Activation.Relu6, width);
+            PointwiseKernel.Run(weights, inputPointer, outputPointer, null, pixelStride, pixelStart, pixelCount, 0, OutChannels, activation ?? Activation.Relu6, width);
     }
 
     public void CheckFullRange(Random random, int pixels, float sparseThreshold, SimdWidth width, in Activation activation, bool withResidual)
