@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 using Microsoft.ML.Sparse.Formats;
@@ -9,7 +10,8 @@ namespace Microsoft.ML.Sparse.Kernels;
 /// <remarks>
 /// Loop order as in the paper: pixel tiles outside (so the input slab Cin x tile stays in L1/L2), output channel blocks
 /// inside, and per block only its stored input rows. A micro-tile keeps block width x tile vectors accumulators in
-/// registers (up to 4 x 4), starts them at the bias and finishes with residual, store and activation. The dense path is
+/// registers (up to 4 x 4; one-channel blocks, the usual case at random sparsity, take 8 vectors when at least 9 are
+/// left, halving the per-block costs per pixel, which dominate on wide planes with few input channels), starts them at the bias and finishes with residual, store and activation. The dense path is
 /// the same micro-kernel over blocks that store every input row, i.e. a register-blocked GEMM with packed weights.
 /// A range that is not a whole number of vectors ends with a tile whose last vector overlaps the previous one; only a
 /// range narrower than one vector goes to the next narrower width, down to scalar. Nothing outside the range is read
@@ -102,6 +104,9 @@ internal static unsafe class PointwiseKernel
     {
         int lanes = TVec.Count;
         if (end - pixel < lanes) return pixel;
+        if (WideRegisterFile)
+            for (; end - pixel >= 9 * lanes; pixel += 8 * lanes)
+                RunEightVectorTile<TVec>(work, pixel);
         int maxVectors = WideRegisterFile ? 4 : 2;
         for (; end - pixel >= (maxVectors + 1) * lanes; pixel += maxVectors * lanes)
             RunTile<TVec>(work, pixel, maxVectors, maxVectors * lanes);
@@ -124,6 +129,71 @@ internal static unsafe class PointwiseKernel
             case 2: RunTile<TVec, Two>(work, pixel, pixels); break;
             default: RunTile<TVec, One>(work, pixel, pixels); break;
         }
+    }
+
+    /// <summary>
+    /// All channel blocks over 8 vectors of pixels: one-channel blocks (random sparsity) in one micro-tile, so the block's
+    /// fixed costs (loop exit, bias, epilogue) are spread over twice the pixels; wider blocks as two 4-vector tiles.
+    /// </summary>
+    private static void RunEightVectorTile<TVec>(in Work work, int pixel) where TVec : struct, IFloatVector<TVec>
+    {
+        for (var block = work.FirstBlock; block < work.BlocksEnd && block->FirstChannel < work.ChannelEnd; block++)
+        {
+            switch (block->Width)
+            {
+                case 4:
+                    MicroTile<TVec, Four, Four>(work, block, pixel, 4 * TVec.Count);
+                    MicroTile<TVec, Four, Four>(work, block, pixel + 4 * TVec.Count, 4 * TVec.Count);
+                    break;
+                case 2:
+                    MicroTile<TVec, Four, Two>(work, block, pixel, 4 * TVec.Count);
+                    MicroTile<TVec, Four, Two>(work, block, pixel + 4 * TVec.Count, 4 * TVec.Count);
+                    break;
+                case 1: MicroTileEightVectors<TVec>(work, block, pixel); break;
+                default: throw new InvalidOperationException($"Block width {block->Width} is not one of 4, 2, 1.");
+            }
+        }
+    }
+
+    /// <summary>One one-channel block over 8 whole vectors of pixels: 8 loads and 8 FMAs per stored weight.</summary>
+    private static void MicroTileEightVectors<TVec>(in Work work, PointwiseBlock* block, int pixel) where TVec : struct, IFloatVector<TVec>
+    {
+        nint stride = work.Stride, offset = block->FirstChannel * stride + pixel, n = TVec.Count;
+        float* output = work.Output + offset;
+        float* residual = work.Residual == null ? null : work.Residual + offset;
+        TVec a0, a1, a2, a3, a4, a5, a6, a7;
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = TVec.Broadcast(work.Bias[block->FirstChannel]);
+
+        float* w = block->Values;
+        float* row = work.Input + pixel;
+        for (int* delta = block->RowDeltas, end = delta + block->RowCount; delta < end; delta++, w++)
+        {
+            row += *delta * stride;
+            TVec weight = TVec.Broadcast(*w);
+            a0 = TVec.MultiplyAdd(TVec.Load(row), weight, a0);
+            a1 = TVec.MultiplyAdd(TVec.Load(row + n), weight, a1);
+            a2 = TVec.MultiplyAdd(TVec.Load(row + 2 * n), weight, a2);
+            a3 = TVec.MultiplyAdd(TVec.Load(row + 3 * n), weight, a3);
+            a4 = TVec.MultiplyAdd(TVec.Load(row + 4 * n), weight, a4);
+            a5 = TVec.MultiplyAdd(TVec.Load(row + 5 * n), weight, a5);
+            a6 = TVec.MultiplyAdd(TVec.Load(row + 6 * n), weight, a6);
+            a7 = TVec.MultiplyAdd(TVec.Load(row + 7 * n), weight, a7);
+        }
+
+        if (residual != null)
+        {
+            AddRow<TVec, Four>(ref a0, ref a1, ref a2, ref a3, residual, n, 2 * n, 3 * n);
+            AddRow<TVec, Four>(ref a4, ref a5, ref a6, ref a7, residual + 4 * n, n, 2 * n, 3 * n);
+        }
+        if (work.ClampsInRegisters)
+        {
+            TVec min = TVec.Broadcast(work.ClampMin), max = TVec.Broadcast(work.ClampMax);
+            ClampRow<TVec, Four>(ref a0, ref a1, ref a2, ref a3, min, max);
+            ClampRow<TVec, Four>(ref a4, ref a5, ref a6, ref a7, min, max);
+        }
+        StoreRow<TVec, Four>(a0, a1, a2, a3, output, n, 2 * n, 3 * n);
+        StoreRow<TVec, Four>(a4, a5, a6, a7, output + 4 * n, n, 2 * n, 3 * n);
+        if (!work.ClampsInRegisters) VectorActivation.ApplyInPlace<TVec>(output, 8 * TVec.Count, work.Activation);
     }
 
     /// <summary>All channel blocks of the range over the <paramref name="pixels"/> at <paramref name="pixel"/>, held in <typeparamref name="TVectors"/> vectors.</summary>
@@ -235,10 +305,27 @@ internal static unsafe class PointwiseKernel
     private static void ClampRow<TVec, TVectors>(ref TVec a0, ref TVec a1, ref TVec a2, ref TVec a3, TVec min, TVec max)
         where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
     {
-        a0 = TVec.Min(TVec.Max(a0, min), max);
-        if (TVectors.Value > 1) a1 = TVec.Min(TVec.Max(a1, min), max);
-        if (TVectors.Value > 2) a2 = TVec.Min(TVec.Max(a2, min), max);
-        if (TVectors.Value > 3) a3 = TVec.Min(TVec.Max(a3, min), max);
+        a0 = Clamp(a0, min, max);
+        if (TVectors.Value > 1) a1 = Clamp(a1, min, max);
+        if (TVectors.Value > 2) a2 = Clamp(a2, min, max);
+        if (TVectors.Value > 3) a3 = Clamp(a3, min, max);
+    }
+
+    /// <summary>
+    /// min(max(x, lo), hi) with one vmaxps and one vminps: the IEEE Max/Min of <see cref="IFloatVector{TSelf}"/> cost three
+    /// more instructions each to order -0 and NaN, which shows on blocks with few rows. The bound goes first so a NaN in
+    /// <paramref name="value"/> still propagates (x86 returns the second operand on NaN); -0 may stay -0.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static TVec Clamp<TVec>(TVec value, TVec min, TVec max) where TVec : struct, IFloatVector<TVec>
+    {
+        if (typeof(TVec) == typeof(Float512))
+            return Unsafe.BitCast<Vector512<float>, TVec>(Vector512.MinNative(Unsafe.BitCast<TVec, Vector512<float>>(max),
+                Vector512.MaxNative(Unsafe.BitCast<TVec, Vector512<float>>(min), Unsafe.BitCast<TVec, Vector512<float>>(value))));
+        if (typeof(TVec) == typeof(Float256))
+            return Unsafe.BitCast<Vector256<float>, TVec>(Vector256.MinNative(Unsafe.BitCast<TVec, Vector256<float>>(max),
+                Vector256.MaxNative(Unsafe.BitCast<TVec, Vector256<float>>(min), Unsafe.BitCast<TVec, Vector256<float>>(value))));
+        return TVec.Min(TVec.Max(value, min), max);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Microsoft.ML.Sparse.Kernels;
@@ -14,12 +15,17 @@ namespace Microsoft.ML.Sparse;
 /// summation order alone, so results are bitwise those of one thread). The caller and N - 1 background workers take chunks
 /// from a per-layer counter and move to the next layer once all chunks of the previous one are done. Taking chunks rather
 /// than fixed shares keeps a descheduled thread (a busy machine) from stalling the others: whoever runs does the work.
-/// Workers wait for the next inference spinning briefly, then blocking, so an idle workspace costs no CPU.
+/// Between inferences workers spin for <see cref="IdleSpinTicks"/> (so back-to-back inferences never wait for a kernel
+/// wake-up), then block, so an idle workspace costs no CPU. Within an inference nobody blocks: the waits between layers
+/// spin (yielding the core, never sleeping).
 /// </remarks>
 public sealed unsafe class SparseWorkspace : IDisposable
 {
     /// <summary>Chunks per thread and layer: enough for the running threads to absorb an absent one's share.</summary>
     private const int ChunksPerThread = 2;
+
+    /// <summary>How long an idle worker polls for the next inference before blocking: ~200 us.</summary>
+    private static readonly long IdleSpinTicks = Stopwatch.Frequency / 5000;
 
     private readonly float[] _arena;
     private readonly nint[] _tensors;
@@ -29,7 +35,8 @@ public sealed unsafe class SparseWorkspace : IDisposable
     private readonly int[] _nextChunk, _doneChunks;
     private readonly Thread[] _workers;
     private readonly SemaphoreSlim[] _start;
-    private int _activeWorkers;
+    private readonly int[] _asleep;
+    private int _generation, _activeWorkers;
     private volatile bool _stopping;
     private bool _disposed;
     private Exception? _failure;
@@ -54,6 +61,7 @@ public sealed unsafe class SparseWorkspace : IDisposable
         _doneChunks = new int[network.PlannedLayers.Length];
         _workers = new Thread[_threads - 1];
         _start = new SemaphoreSlim[_threads - 1];
+        _asleep = new int[_threads - 1];
         for (int i = 0; i < _workers.Length; i++)
         {
             _start[i] = new SemaphoreSlim(0);
@@ -80,23 +88,49 @@ public sealed unsafe class SparseWorkspace : IDisposable
         Array.Clear(_doneChunks);
         _failure = null;
         Volatile.Write(ref _activeWorkers, _workers.Length);
-        foreach (SemaphoreSlim start in _start) start.Release();
+        StartWorkers();
         RunLayers(0);
         // The counters are reset by the next inference, so every worker must have left this one.
         WaitUntil(ref _activeWorkers, 0);
         if (_failure is { } failure) throw new InvalidOperationException("A SparseNetwork layer failed on a worker thread.", failure);
     }
 
+    /// <summary>Announces the next inference (or the stop) to every worker, waking those that went to sleep.</summary>
+    private void StartWorkers()
+    {
+        Interlocked.Increment(ref _generation);
+        for (int i = 0; i < _workers.Length; i++)
+            if (Interlocked.Exchange(ref _asleep[i], 0) == 1) _start[i].Release();
+    }
+
     private void WorkerLoop(int thread)
     {
-        SemaphoreSlim start = _start[thread - 1];
+        int seen = 0;
         while (true)
         {
-            start.Wait();
+            seen = WaitForGeneration(thread - 1, seen);
             if (_stopping) return;
             RunLayers(thread);
             Interlocked.Decrement(ref _activeWorkers);
         }
+    }
+
+    /// <summary>Waits until the generation moves past <paramref name="seen"/>: polls for a while, then sleeps until <see cref="StartWorkers"/> wakes it.</summary>
+    private int WaitForGeneration(int worker, int seen)
+    {
+        long deadline = Stopwatch.GetTimestamp() + IdleSpinTicks;
+        var spin = new SpinWait();
+        while (Volatile.Read(ref _generation) == seen && Stopwatch.GetTimestamp() < deadline)
+            spin.SpinOnce(sleep1Threshold: -1);
+        if (Volatile.Read(ref _generation) == seen)
+        {
+            // A full fence (not a plain store) so the re-check below cannot read the generation before the flag is visible.
+            Interlocked.Exchange(ref _asleep[worker], 1);
+            // If the generation moved meanwhile, whoever clears the flag owns the wake-up.
+            if (Volatile.Read(ref _generation) == seen || Interlocked.Exchange(ref _asleep[worker], 0) == 0)
+                _start[worker].Wait();
+        }
+        return Volatile.Read(ref _generation);
     }
 
     private void RunLayers(int thread)
@@ -146,7 +180,7 @@ public sealed unsafe class SparseWorkspace : IDisposable
         if (_disposed) return;
         _disposed = true;
         _stopping = true;
-        foreach (SemaphoreSlim start in _start) start.Release();
+        StartWorkers();
         foreach (Thread worker in _workers) worker.Join();
         foreach (SemaphoreSlim start in _start) start.Dispose();
     }

@@ -24,7 +24,8 @@ public readonly record struct PointwiseShape(int InChannels, int OutChannels, in
 /// Weights are random and magnitude-pruned to <see cref="Sparsity"/> (0.5 to 0.7 locate the crossover that sets
 /// <see cref="SparseNetworkOptions.DefaultSparseThreshold"/>). The GFLOP/s columns count useful flops (2 x nonzeros x pixels
 /// for SpMM, 2 x Cout x Cin x pixels for dense) over the mean and over the fastest iteration (the machine may be shared);
-/// Ratio is time over the dense baseline.
+/// Ratio is time over the dense baseline. <see cref="BlockSize"/> 4 prunes whole blocks of 4 output channels x 1 input (the
+/// pruner's BlockSize option), which lets SpMM use 4-channel blocks.
 /// </summary>
 [MemoryDiagnoser]
 [Config(typeof(GflopsConfig))]
@@ -47,12 +48,16 @@ public unsafe class PointwiseBenchmarks
     [Params(0.5f, 0.6f, 0.65f, 0.7f, 0.8f, 0.9f)]
     public float Sparsity { get; set; }
 
+    /// <summary>Output channels pruned together: 1 (unstructured) or 4.</summary>
+    [Params(1, 4)]
+    public int BlockSize { get; set; } = 1;
+
     /// <summary>Prunes random weights and prepares both paths and the activations.</summary>
     [GlobalSetup]
     public void Setup()
     {
         var random = new Random(42);
-        var weights = MagnitudePruned(random, Shape.OutChannels * Shape.InChannels, Sparsity);
+        var weights = MagnitudePruned(random, Shape.OutChannels, Shape.InChannels, Sparsity, BlockSize);
         var bias = RandomValues(random, Shape.OutChannels);
         _sparse = PointwiseWeights.Create(weights, bias, Shape.OutChannels, Shape.InChannels, sparseThreshold: 0f);
         _dense = PointwiseWeights.Create(weights, bias, Shape.OutChannels, Shape.InChannels, sparseThreshold: float.PositiveInfinity);
@@ -81,16 +86,26 @@ public unsafe class PointwiseBenchmarks
     private void Run(PointwiseWeights weights) =>
         PointwiseKernel.Run(weights, _input, _output, null, Shape.Pixels, 0, Shape.Pixels, 0, Shape.OutChannels, Activation.Relu6, SimdWidth.Auto);
 
-    /// <summary>Gaussian weights with the smallest-magnitude <paramref name="sparsity"/> fraction set to zero.</summary>
-    internal static float[] MagnitudePruned(Random random, int count, float sparsity)
+    /// <summary>
+    /// Gaussian weights <c>[outChannels, inChannels]</c> with the <see cref="ZeroCount"/> blocks of <paramref name="blockSize"/>
+    /// output channels x 1 input of smallest L1 norm set to zero (outChannels must be a multiple of blockSize).
+    /// </summary>
+    internal static float[] MagnitudePruned(Random random, int outChannels, int inChannels, float sparsity, int blockSize = 1)
     {
-        var weights = new float[count];
-        for (int i = 0; i < count; i++)
+        var weights = new float[outChannels * inChannels];
+        for (int i = 0; i < weights.Length; i++)
             weights[i] = (float)(Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()));
-        var order = Enumerable.Range(0, count).OrderBy(i => MathF.Abs(weights[i])).ToArray();
-        for (int i = 0; i < (int)Math.Round(sparsity * count); i++) weights[order[i]] = 0f;
+        // Block b covers output channels [b / inChannels * blockSize, +blockSize) at input b % inChannels.
+        IEnumerable<int> Members(int block) => Enumerable.Range(0, blockSize).Select(c => (block / inChannels * blockSize + c) * inChannels + block % inChannels);
+        var order = Enumerable.Range(0, weights.Length / blockSize).OrderBy(b => Members(b).Sum(i => MathF.Abs(weights[i]))).ToArray();
+        foreach (int block in order.Take((int)(ZeroCount(outChannels, inChannels, sparsity, blockSize) / blockSize)))
+            foreach (int i in Members(block)) weights[i] = 0f;
         return weights;
     }
+
+    /// <summary>Zero weights <see cref="MagnitudePruned"/> leaves: the sparsity's share of whole blocks.</summary>
+    internal static double ZeroCount(int outChannels, int inChannels, float sparsity, int blockSize) =>
+        Math.Round(sparsity * outChannels * inChannels / blockSize) * blockSize;
 
     private static float[] RandomValues(Random random, int count) =>
         Enumerable.Range(0, count).Select(_ => random.NextSingle() * 2f - 1f).ToArray();
@@ -129,8 +144,11 @@ public unsafe class PointwiseBenchmarks
             if (statistics is null) return "-";
             var shape = (PointwiseShape)benchmarkCase.Parameters[nameof(Shape)]!;
             float sparsity = (float)benchmarkCase.Parameters[nameof(Sparsity)]!;
+            int blockSize = (int)benchmarkCase.Parameters[nameof(BlockSize)]!;
             double weights = (double)shape.OutChannels * shape.InChannels;
-            double macs = benchmarkCase.Descriptor.WorkloadMethod.Name == nameof(Dense) ? weights : weights - Math.Round(sparsity * weights);
+            double macs = benchmarkCase.Descriptor.WorkloadMethod.Name == nameof(Dense)
+                ? weights
+                : weights - ZeroCount(shape.OutChannels, shape.InChannels, sparsity, blockSize);
             return (2 * macs * shape.Pixels / (fastest ? statistics.Min : statistics.Mean)).ToString("F1");
         }
     }

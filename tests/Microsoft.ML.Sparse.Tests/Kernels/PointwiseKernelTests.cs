@@ -42,8 +42,9 @@ public class PointwiseKernelTests
     {
         var random = new Random(2);
         var layer = PointwiseLayer.Random(random, 9, 13, 0.5f);
-        int widestTile = 4 * 16;
-        for (int pixels = 1; pixels <= 2 * widestTile + 1; pixels++)
+        // The widest tile is 8 vectors of 16 lanes, taken while at least 9 vectors are left; up to two of those plus a remainder.
+        int widestTile = 8 * 16;
+        for (int pixels = 1; pixels <= 2 * widestTile + 16 + 1; pixels++)
             layer.CheckFullRange(random, pixels, sparse ? ForceSparse : ForceDense, width, Activation.None, withResidual: true);
     }
 
@@ -74,7 +75,8 @@ public class PointwiseKernelTests
         var layer = PointwiseLayer.Random(random, 11, 20, 0.6f);
         foreach (var activation in activations)
             foreach (bool withResidual in new[] { false, true })
-                layer.CheckFullRange(random, 83, sparse ? ForceSparse : ForceDense, width, activation, withResidual);
+                foreach (int pixels in new[] { 83, 160 })
+                    layer.CheckFullRange(random, pixels, sparse ? ForceSparse : ForceDense, width, activation, withResidual);
     }
 
     [Theory]
@@ -90,7 +92,7 @@ public class PointwiseKernelTests
             int granularity = weights.ChannelGranularity;
             for (int trial = 0; trial < 40; trial++)
             {
-                int pixelStride = random.Next(1, 150);
+                int pixelStride = random.Next(1, 330);
                 int pixelStart = random.Next(pixelStride);
                 int pixelCount = random.Next(pixelStride - pixelStart + 1);
                 int blocks = (23 + granularity - 1) / granularity;
@@ -100,6 +102,50 @@ public class PointwiseKernelTests
                     width, Activation.Relu, withResidual: trial % 2 == 0);
             }
         }
+    }
+
+    [Theory]
+    [MemberData(nameof(WidthsAndPaths))]
+    public void PixelsGetTheSameBitsWhicheverAlignedRangeComputesThem(SimdWidth width, bool sparse)
+    {
+        // Threads split pixels at multiples of 16 lanes, so results must not depend on where such a range starts or ends.
+        var random = new Random(10);
+        foreach (float sparsity in new[] { 0f, 0.7f, 0.95f })
+        {
+            var layer = PointwiseLayer.Random(random, 7, 37, sparsity);
+            using var weights = layer.Prepare(sparse ? ForceSparse : ForceDense);
+            const int pixels = 401;
+            float[] input = PointwiseLayer.RandomValues(random, 37 * pixels), whole = new float[7 * pixels], pieces = new float[7 * pixels];
+            layer.RunInto(weights, input, whole, pixels, 0, pixels, width);
+            for (int start = 0; start < pixels;)
+            {
+                int end = Math.Min(pixels, start + 16 * random.Next(1, 12));
+                layer.RunInto(weights, input, pieces, pixels, start, end - start, width);
+                start = end;
+            }
+            Assert.Equal(whole, pieces);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(WidthsAndPaths))]
+    public void ClampedActivationsPropagateNaN(SimdWidth width, bool sparse)
+    {
+        // Every weight nonzero, so a NaN input pixel reaches every output channel at that pixel and no other pixel.
+        var random = new Random(11);
+        var layer = PointwiseLayer.Random(random, 6, 9, 0f);
+        using var weights = layer.Prepare(sparse ? ForceSparse : ForceDense);
+        const int pixels = 200;
+        foreach (int nanPixel in new[] { 0, 77, 150, 199 })
+            foreach (var activation in new[] { Activation.Relu, Activation.Relu6, Activation.None })
+            {
+                float[] input = PointwiseLayer.RandomValues(random, 9 * pixels), output = new float[6 * pixels];
+                input[4 * pixels + nanPixel] = float.NaN;
+                layer.RunInto(weights, input, output, pixels, 0, pixels, width, activation);
+                for (int c = 0; c < 6; c++)
+                    for (int p = 0; p < pixels; p++)
+                        Assert.True(float.IsNaN(output[c * pixels + p]) == (p == nanPixel), $"{width} {activation}: channel {c} pixel {p} is {output[c * pixels + p]}.");
+            }
     }
 
     [Theory]
@@ -197,6 +243,14 @@ internal sealed class PointwiseLayer(float[] weights, float[] bias, int outChann
     public PointwiseWeights Prepare(float sparseThreshold) =>
         PointwiseWeights.Create(Weights, Bias, OutChannels, InChannels, sparseThreshold);
 
+    /// <summary>Runs pixels [pixelStart, +pixelCount) of every channel with no residual (ReLU6 unless told).</summary>
+    public unsafe void RunInto(PointwiseWeights weights, float[] input, float[] output, int pixelStride, int pixelStart, int pixelCount, SimdWidth width,
+        Activation? activation = null)
+    {
+        fixed (float* inputPointer = input, outputPointer = output)
+            PointwiseKernel.Run(weights, inputPointer, outputPointer, null, pixelStride, pixelStart, pixelCount, 0, OutChannels, activation ?? Activation.Relu6, width);
+    }
+
     public void CheckFullRange(Random random, int pixels, float sparseThreshold, SimdWidth width, in Activation activation, bool withResidual)
     {
         using var weights = Prepare(sparseThreshold);
@@ -273,7 +327,7 @@ internal sealed class PointwiseLayer(float[] weights, float[] bias, int outChann
 
     private static float NonZero(Random random) => random.NextSingle() < 0.5f ? -0.05f - random.NextSingle() : 0.05f + random.NextSingle();
 
-    private static float[] RandomValues(Random random, int count)
+    internal static float[] RandomValues(Random random, int count)
     {
         var values = new float[count];
         for (int i = 0; i < count; i++) values[i] = random.NextSingle() * 2f - 1f;

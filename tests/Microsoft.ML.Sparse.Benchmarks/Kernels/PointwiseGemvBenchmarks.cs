@@ -1,0 +1,56 @@
+using BenchmarkDotNet.Attributes;
+using Microsoft.ML.Sparse.Kernels;
+
+namespace Microsoft.ML.Sparse.Benchmarks.Kernels;
+
+/// <summary>
+/// The one-pixel layers: dense GEMV next to the sparse (CSR) GEMV on the MobileNet classifier (1024 -> 1001) and a
+/// squeeze-and-excitation FC (576 -> 144), single-threaded, 512-bit vectors (meant for AVX-512 machines); locates <see cref="FullyConnectedLayer.SparseGemvMinimumSparsity"/>.
+/// </summary>
+[MemoryDiagnoser]
+public unsafe class PointwiseGemvBenchmarks
+{
+    private float[] _transposed = null!, _bias = null!, _input = null!, _output = null!;
+    private SparseRows _rows = null!;
+    private int _inputs, _outputs;
+
+    /// <summary>Inputs x outputs of the layer.</summary>
+    [Params("1024x1001", "576x144")]
+    public string Layer { get; set; } = "1024x1001";
+
+    /// <summary>Fraction of weights pruned (by magnitude).</summary>
+    [Params(0.7f, 0.8f, 0.85f, 0.9f)]
+    public float Sparsity { get; set; }
+
+    /// <summary>Prunes random weights and prepares both formats.</summary>
+    [GlobalSetup]
+    public void Setup()
+    {
+        var random = new Random(42);
+        _inputs = int.Parse(Layer.Split('x')[0]);
+        _outputs = int.Parse(Layer.Split('x')[1]);
+        float[] weights = PointwiseBenchmarks.MagnitudePruned(random, _outputs, _inputs, Sparsity);
+        _transposed = FullyConnectedKernel.Transpose(weights, _outputs, _inputs);
+        _rows = new SparseRows(weights, _outputs, _inputs);
+        _bias = GC.AllocateArray<float>(_outputs, pinned: true);
+        _input = GC.AllocateArray<float>(_inputs, pinned: true);
+        _output = GC.AllocateArray<float>(_outputs, pinned: true);
+        for (int i = 0; i < _inputs; i++) _input[i] = random.NextSingle();
+    }
+
+    /// <summary>The dense GEMV over transposed weights.</summary>
+    [Benchmark(Baseline = true)]
+    public void Dense()
+    {
+        fixed (float* input = _input, weights = _transposed, bias = _bias, output = _output)
+            FullyConnectedKernel.Run<Float512>(input, weights, bias, null, output, _inputs, _outputs, 0, _outputs, Activation.None);
+    }
+
+    /// <summary>The sparse GEMV over the nonzeros.</summary>
+    [Benchmark]
+    public void Sparse()
+    {
+        fixed (float* input = _input, bias = _bias, output = _output)
+            FullyConnectedKernel.RunSparse<Float512>(input, _rows, bias, null, output, 0, _outputs, Activation.None);
+    }
+}

@@ -1,0 +1,121 @@
+using Microsoft.ML.Sparse.Kernels;
+using Microsoft.ML.Sparse.Tests.Engine;
+
+namespace Microsoft.ML.Sparse.Tests.Kernels;
+
+/// <summary>The sparse GEMV (pruned classifier, SE and one-pixel 1x1 layers) against the scalar reference.</summary>
+public sealed class PointwiseSparseGemvTests
+{
+    /// <summary>Random weights with exactly round(sparsity x count) of them, at random places, zero.</summary>
+    private static float[] Pruned(Random random, int count, float sparsity)
+    {
+        float[] weights = ScalarReference.Random(random, count);
+        int[] order = Enumerable.Range(0, count).ToArray();
+        random.Shuffle(order);
+        foreach (int i in order.AsSpan(0, (int)Math.Round(sparsity * count))) weights[i] = 0f;
+        return weights;
+    }
+
+    /// <summary>Outputs around the 16-lane split and rows with fewer than, exactly and more than 8 nonzeros (the gather step), down to empty rows.</summary>
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(9, 1, 1)]
+    [InlineData(40, 1, 1)]
+    [InlineData(5, 3, 2)]
+    [InlineData(300, 1, 1)]
+    public void FullyConnected_Sparse_MatchesReferenceAtEveryWidthAndThreadCount(int channels, int height, int width)
+    {
+        var random = new Random(channels * 11 + height);
+        foreach (float sparsity in new[] { 0.9f, 0.97f, 1f })
+            foreach (int outputs in new[] { 1, 3, 15, 16, 17, 33, 100 })
+            {
+                var twin = new TwinBuilder(channels, height, width);
+                TensorHandle y = twin.FullyConnected(twin.Input, Pruned(random, outputs * channels * height * width, sparsity),
+                    ScalarReference.Random(random, outputs), outputs, Activation.Relu6);
+                string what = $"sparse FC {channels}x{height}x{width} -> {outputs} at {sparsity:P0}";
+                EngineAssert.MatchesReference(twin, y, random, what);
+                Assert.Contains(twin.Engine.Build(y).Layers, layer => layer.Kernel.StartsWith("sparse GEMV", StringComparison.Ordinal));
+            }
+    }
+
+    [Fact]
+    public void PointwiseOnOnePixel_Sparse_WithResidual_MatchesReference()
+    {
+        var random = new Random(12);
+        var twin = new TwinBuilder(130, 1, 1);
+        TensorHandle residual = twin.Activate(twin.Input, Activation.None);
+        TensorHandle skip = twin.Pointwise(residual, Pruned(random, 130 * 130, 0.9f), ScalarReference.Random(random, 130), 130, Activation.None);
+        TensorHandle y = twin.Pointwise(residual, Pruned(random, 130 * 130, 0.95f), [], 130, Activation.HardSwish, skip);
+        EngineAssert.MatchesReference(twin, y, random, "sparse 1x1 on one pixel 130->130");
+        Assert.Equal(2, twin.Engine.Build(y).Layers.Count(layer => layer.Kernel.StartsWith("sparse GEMV", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public void DenseEnoughWeightsKeepTheDenseGemv()
+    {
+        var random = new Random(13);
+        var twin = new TwinBuilder(64, 1, 1);
+        TensorHandle y = twin.FullyConnected(twin.Input, Pruned(random, 64 * 32, 0.5f), ScalarReference.Random(random, 32), 32, Activation.None);
+        Assert.Contains(twin.Engine.Build(y, new SparseNetworkOptions { SparseThreshold = 0f }).Layers, layer => layer.Kernel.StartsWith("dense GEMV", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void ThreeThreadsMatchOneBitwise()
+    {
+        var random = new Random(14);
+        var twin = new TwinBuilder(200, 1, 1);
+        TensorHandle y = twin.FullyConnected(twin.Input, Pruned(random, 200 * 1001, 0.9f), ScalarReference.Random(random, 1001), 1001, Activation.None);
+        float[] input = ScalarReference.Random(random, 200);
+        float[] one = EngineAssert.Run(twin.Engine, y, input, new SparseNetworkOptions { Threads = 1 });
+        Assert.Equal(one, EngineAssert.Run(twin.Engine, y, input, new SparseNetworkOptions { Threads = 3 }));
+    }
+
+    /// <summary>Any sub-range writes only its outputs, reads the residual only there, and gives the full run's bits.</summary>
+    [Fact]
+    public unsafe void SubRangesWriteOnlyTheirOutputs()
+    {
+        var random = new Random(15);
+        foreach (SimdWidth width in SimdSupport.Available)
+            for (int trial = 0; trial < 30; trial++)
+            {
+                int inputs = random.Next(1, 90), outputs = random.Next(1, 70);
+                float[] weights = Pruned(random, outputs * inputs, random.NextSingle());
+                float[] input = ScalarReference.Random(random, inputs), bias = ScalarReference.Random(random, outputs);
+                float[] residual = ScalarReference.Random(random, outputs);
+                var rows = new SparseRows(weights, outputs, inputs);
+                int start = random.Next(outputs + 1), end = random.Next(start, outputs + 1);
+                float[] whole = new float[outputs], part = new float[outputs];
+                Array.Fill(part, 1234.5f);
+                for (int o = 0; o < outputs; o++)
+                    if (o < start || o >= end) residual[o] = float.NaN;
+                fixed (float* x = input, b = bias, r = residual, w = whole, p = part)
+                {
+                    Run(width, x, rows, b, r, p, start, end);
+                    Run(width, x, rows, b, r, w, 0, outputs);
+                }
+                for (int o = 0; o < outputs; o++)
+                {
+                    if (o < start || o >= end)
+                    {
+                        Assert.Equal(1234.5f, part[o]);
+                        continue;
+                    }
+                    double expected = bias[o] + residual[o];
+                    for (int i = 0; i < inputs; i++) expected += (double)weights[o * inputs + i] * input[i];
+                    Assert.True(Math.Abs(part[o] - expected) <= 1e-5 * Math.Max(1, Math.Abs(expected)), $"{width}: output {o} is {part[o]}, expected {expected}.");
+                    Assert.Equal(whole[o], part[o]);
+                }
+            }
+    }
+
+    private static unsafe void Run(SimdWidth width, float* input, SparseRows rows, float* bias, float* residual, float* output, int start, int end)
+    {
+        switch (width)
+        {
+            case SimdWidth.Vector512: FullyConnectedKernel.RunSparse<Float512>(input, rows, bias, residual, output, start, end, Activation.None); break;
+            case SimdWidth.Vector256: FullyConnectedKernel.RunSparse<Float256>(input, rows, bias, residual, output, start, end, Activation.None); break;
+            case SimdWidth.Vector128: FullyConnectedKernel.RunSparse<Float128>(input, rows, bias, residual, output, start, end, Activation.None); break;
+            default: FullyConnectedKernel.RunSparse<Scalar>(input, rows, bias, residual, output, start, end, Activation.None); break;
+        }
+    }
+}
