@@ -138,8 +138,11 @@ internal sealed class GraphLowering
             case "Conv": LowerConv(node, inputs, attributes); break;
             case "BatchNormalization": LowerBatchNormalization(node, inputs, attributes); break;
             case "Relu" or "Clip" or "HardSigmoid" or "HardSwish" or "Sigmoid":
-                Emit(node, LayerKind.Activation, [inputs[0]], Value(node, inputs, 0)).Activation = ActivationOf(node, inputs, attributes);
+            {
+                var shape = Value(node, inputs, 0); // checks input 0 exists before it is read
+                Emit(node, LayerKind.Activation, [inputs[0]], shape).Activation = ActivationOf(node, inputs, attributes);
                 break;
+            }
             case "Add" or "Sub" or "Mul" or "Div": LowerElementwise(node, inputs); break;
             case "Pad": LowerPad(node, inputs, attributes); break;
             case "GlobalAveragePool": LowerGlobalPool(node, inputs, keepDims: true); break;
