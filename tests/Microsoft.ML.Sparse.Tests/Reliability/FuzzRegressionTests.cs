@@ -1,5 +1,6 @@
 using Google.Protobuf;
 using Microsoft.ML.Sparse.Onnx.Schema;
+using Microsoft.ML.Sparse.Tests.Onnx;
 
 namespace Microsoft.ML.Sparse.Tests.Reliability;
 
@@ -32,5 +33,25 @@ public sealed class FuzzRegressionTests
         activation.Input.Clear();
         var error = Load<InvalidOnnxModelException>(model);
         Assert.Contains("lacks its input 0", error.Message);
+    }
+
+    [Fact]
+    public void ActivationsOverflowingInt32_AreUnsupported()
+    {
+        // A 12000x12000 input passes the input-size check, but its first 1x1 conv (64 x 6000 x 6000 floats) overflowed
+        // int: the plan had negative tensor lengths and a negative arena instead of an error.
+        byte[] model = SyntheticMobileNet.Create(new SyntheticMobileNetOptions { Resolution = 12000, Classes = 10 });
+        var error = Assert.Throws<UnsupportedOnnxModelException>(() => SparseModel.Load(model, new SparseModelOptions { Threads = 1 }));
+        Assert.StartsWith("ONNX model '(bytes)': ", error.Message);
+        Assert.Contains("at most", error.Message);
+    }
+
+    [Fact]
+    public void AFullConvolutionOverTooManyTaps_IsUnsupported()
+    {
+        // Was a NotSupportedException from the engine escaping Load: 256 channels x 3x3 taps exceed the direct kernel's limit.
+        var model = new TinyOnnx(13, 1, 256, 6, 6);
+        var error = Assert.Throws<UnsupportedOnnxModelException>(() => SparseModel.Load(model.ToBytes(model.Conv("x", 256, 8, 3, pads: 1))));
+        Assert.Contains("taps", error.Message);
     }
 }
