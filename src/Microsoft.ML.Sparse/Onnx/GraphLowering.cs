@@ -471,7 +471,7 @@ internal sealed class GraphLowering
                     Emit(node, LayerKind.TransposeHwcToChw, [inputs[0]], x);
                     return;
                 }
-                if (perm.Length != dims.Length || !perm.Where(a => dims[a] != 1).SequenceEqual(Enumerable.Range(0, dims.Length).Where(a => dims[a] != 1).Select(a => (long)a)))
+                if (perm.Length != dims.Length || perm.Any(a => a < 0 || a >= dims.Length) || !perm.Where(a => dims[a] != 1).SequenceEqual(Enumerable.Range(0, dims.Length).Where(a => dims[a] != 1).Select(a => (long)a)))
                     throw Unsupported(node, $"Transpose perm [{string.Join(",", perm)}] of {x} moves data; supported: [0,3,1,2] on an NHWC image input, or permutations of size-1 axes.");
                 result = perm.Select(a => dims[a]).ToArray();
                 break;

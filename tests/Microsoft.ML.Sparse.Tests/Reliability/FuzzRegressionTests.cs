@@ -15,7 +15,7 @@ public sealed class FuzzRegressionTests
 
     private static T Load<T>(ModelProto model) where T : OnnxModelException
     {
-        var error = Assert.Throws<T>(() => SparseModel.Load(model.ToByteArray()));
+        var error = Assert.Throws<T>(() => SparseModel.Load(model.ToByteArray(), null, TestContext.Current.CancellationToken));
         Assert.StartsWith("ONNX model '(bytes)': ", error.Message);
         return error;
     }
@@ -41,7 +41,7 @@ public sealed class FuzzRegressionTests
         // A 12000x12000 input passes the input-size check, but its first 1x1 conv (64 x 6000 x 6000 floats) overflowed
         // int: the plan had negative tensor lengths and a negative arena instead of an error.
         byte[] model = SyntheticMobileNet.Create(new SyntheticMobileNetOptions { Resolution = 12000, Classes = 10 });
-        var error = Assert.Throws<UnsupportedOnnxModelException>(() => SparseModel.Load(model, new SparseModelOptions { Threads = 1 }));
+        var error = Assert.Throws<UnsupportedOnnxModelException>(() => SparseModel.Load(model, new SparseModelOptions { Threads = 1 }, TestContext.Current.CancellationToken));
         Assert.StartsWith("ONNX model '(bytes)': ", error.Message);
         Assert.Contains("at most", error.Message);
     }
@@ -51,7 +51,23 @@ public sealed class FuzzRegressionTests
     {
         // Was a NotSupportedException from the engine escaping Load: 256 channels x 3x3 taps exceed the direct kernel's limit.
         var model = new TinyOnnx(13, 1, 256, 6, 6);
-        var error = Assert.Throws<UnsupportedOnnxModelException>(() => SparseModel.Load(model.ToBytes(model.Conv("x", 256, 8, 3, pads: 1))));
+        var error = Assert.Throws<UnsupportedOnnxModelException>(() => SparseModel.Load(model.ToBytes(model.Conv("x", 256, 8, 3, pads: 1)), null, TestContext.Current.CancellationToken));
         Assert.Contains("taps", error.Message);
+    }
+
+    [Theory]
+    [InlineData(35)]
+    [InlineData(-1)]
+    public void ATransposePermOutsideTheRank_IsUnsupported(long axis)
+    {
+        // Was an IndexOutOfRangeException: the perm values indexed the dims before being range-checked.
+        var model = ModelProto.Parser.ParseFrom(SyntheticMobileNet.Create(new SyntheticMobileNetOptions
+        {
+            Architecture = SyntheticArchitecture.MobileNetV3Small, WidthMultiplier = 0.25f, Resolution = 32, Classes = 10, NhwcInput = true,
+        }));
+        var perm = model.Graph.Node.First(n => n.OpType == "Transpose").Attribute.First(a => a.Name == "perm");
+        perm.Ints[1] = axis;
+        var error = Load<UnsupportedOnnxModelException>(model);
+        Assert.Contains("perm", error.Message);
     }
 }
