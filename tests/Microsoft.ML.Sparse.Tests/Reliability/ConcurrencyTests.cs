@@ -42,8 +42,8 @@ public sealed class ConcurrencyTests(ITestOutputHelper output)
     [InlineData(2, 300)]
     public void SharedSparseModel_WorkspacePerThread_MatchesOneThreadBitwise(int threadsPerInference, int inferencesPerCaller)
     {
-        var reference = MLNetTestData.ScoreDirectly(SparseModel.Load(MLNetTestData.TinyModel, new SparseModelOptions { Threads = 1 }), s_images);
-        var shared = SparseModel.Load(MLNetTestData.TinyModel, new SparseModelOptions { Threads = threadsPerInference });
+        var reference = MLNetTestData.ScoreDirectly(SparseModel.Load(MLNetTestData.TinyModel, new SparseModelOptions { Threads = 1 }, TestContext.Current.CancellationToken), s_images);
+        var shared = SparseModel.Load(MLNetTestData.TinyModel, new SparseModelOptions { Threads = threadsPerInference }, TestContext.Current.CancellationToken);
         var mismatches = new int[Callers];
         RunTogether(caller =>
         {

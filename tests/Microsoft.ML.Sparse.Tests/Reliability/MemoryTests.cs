@@ -55,14 +55,14 @@ public sealed class MemoryTests(ITestOutputHelper output)
     [InlineData(2)]
     public void TenThousandRuns_AllocateNothingAndKeepTheWorkingSetFlat(int threads)
     {
-        var model = SparseModel.Load(MLNetTestData.TinyModel, new SparseModelOptions { Threads = threads });
+        var model = SparseModel.Load(MLNetTestData.TinyModel, new SparseModelOptions { Threads = threads }, TestContext.Current.CancellationToken);
         RunMany($"tiny v1 32x32, Threads={threads}", model, 10_000);
     }
 
     [Fact]
     public void RealModelRuns_AllocateNothingAndKeepTheWorkingSetFlat()
     {
-        var model = SparseModel.Load(SharedData.Require("models/mobilenet_v1_1.0_224.onnx"), new SparseModelOptions { Threads = 1 });
+        var model = SparseModel.Load(SharedData.Require("models/mobilenet_v1_1.0_224.onnx"), new SparseModelOptions { Threads = 1 }, TestContext.Current.CancellationToken);
         RunMany("mobilenet_v1_1.0_224, Threads=1", model, 300);
     }
 
@@ -103,7 +103,7 @@ public sealed class MemoryTests(ITestOutputHelper output)
     [Fact]
     public void RunsThatThrowOnBadLengths_LeakNothing()
     {
-        var model = SparseModel.Load(MLNetTestData.TinyModel, new SparseModelOptions { Threads = 2 });
+        var model = SparseModel.Load(MLNetTestData.TinyModel, new SparseModelOptions { Threads = 2 }, TestContext.Current.CancellationToken);
         using var workspace = model.CreateWorkspace();
         var wrong = new float[model.InputLength - 1];
         var scores = new float[model.OutputLength];

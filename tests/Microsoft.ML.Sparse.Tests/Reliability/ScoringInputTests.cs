@@ -46,7 +46,7 @@ public sealed class ScoringInputTests
     [Fact]
     public void Run_WithAnotherModelsWorkspaceOrNone_Throws()
     {
-        var other = SparseModel.Load(MLNetTestData.TinyModel, new SparseModelOptions { Threads = 1 });
+        var other = SparseModel.Load(MLNetTestData.TinyModel, new SparseModelOptions { Threads = 1 }, TestContext.Current.CancellationToken);
         using var foreign = other.CreateWorkspace();
         var image = new float[Tiny.InputLength];
         Assert.Throws<ArgumentException>(() => Tiny.Run(image, new float[Tiny.OutputLength], foreign));
@@ -163,7 +163,7 @@ public sealed class ScoringInputTests
     {
         var model = ModelProto.Parser.ParseFrom(MLNetTestData.TinyModel);
         model.Graph.Output[0].Type.TensorType.Shape.Dim[1].DimValue = 3; // the graph computes 10 classes
-        var loaded = SparseModel.Load(model.ToByteArray());
+        var loaded = SparseModel.Load(model.ToByteArray(), null, TestContext.Current.CancellationToken);
         Assert.Equal([MLNetTestData.Classes], loaded.OutputShape);
 
         var mlContext = new MLContext(seed: 1);
