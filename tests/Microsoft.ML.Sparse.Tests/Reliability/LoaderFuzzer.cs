@@ -29,11 +29,13 @@ internal sealed class LoaderFuzzer
 
     private readonly SortedDictionary<string, int> _outcomes = new(StringComparer.Ordinal);
     private readonly List<string> _failures = [];
+    private long _worstExcess = long.MinValue;
 
     public int Cases { get; private set; }
     public TimeSpan Elapsed { get; private set; }
     public TimeSpan SlowestCase { get; private set; }
-    public double WorstAllocationRatio { get; private set; }
+    /// <summary>The load allocating the most above the proportional part of the bound: (bytes allocated, file size).</summary>
+    public (long Allocated, long FileSize) WorstAllocation { get; private set; }
     public IReadOnlyList<string> Failures => _failures;
 
     /// <summary>Runs mutants <paramref name="firstSeed"/> .. firstSeed + cases - 1 of <paramref name="original"/>.</summary>
@@ -54,8 +56,12 @@ internal sealed class LoaderFuzzer
             }
             SlowestCase = TimeSpan.FromTicks(Math.Max(SlowestCase.Ticks, started.Elapsed.Ticks));
             var (outcome, loadAllocated, problem) = task.Result;
-            double ratio = (double)loadAllocated / bytes.Length;
-            WorstAllocationRatio = Math.Max(WorstAllocationRatio, ratio);
+            long excess = loadAllocated - AllocationFactor * (long)bytes.Length;
+            if (excess > _worstExcess)
+            {
+                _worstExcess = excess;
+                WorstAllocation = (loadAllocated, bytes.Length);
+            }
             if (loadAllocated > AllocationFactor * (long)bytes.Length + AllocationSlack)
                 problem ??= $"the load allocated {loadAllocated:N0} bytes for a {bytes.Length:N0}-byte file";
             if (problem is not null) _failures.Add($"{label}: {problem}");
@@ -113,7 +119,7 @@ internal sealed class LoaderFuzzer
     {
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"{title}: {Cases} cases in {Elapsed.TotalSeconds:F1} s, slowest case {SlowestCase.TotalMilliseconds:F0} ms, " +
-            $"worst load allocation {WorstAllocationRatio:F2} x the file size, {_failures.Count} failure(s)");
+            $"closest to the allocation bound: {WorstAllocation.Allocated:N0} bytes for a {WorstAllocation.FileSize:N0}-byte file, {_failures.Count} failure(s)");
         text.AppendLine("| outcome | cases |");
         text.AppendLine("|---|---|");
         foreach (var (outcome, count) in _outcomes) text.AppendLine(CultureInfo.InvariantCulture, $"| {outcome} | {count} |");

@@ -4,7 +4,7 @@ using Microsoft.ML.Sparse.Tests.MLNet;
 namespace Microsoft.ML.Sparse.Tests.Reliability;
 
 /// <summary>Memory-sensitive tests run alone: the working set is process-wide, so parallel tests would add noise.</summary>
-[CollectionDefinition(DisableParallelization = true)]
+[CollectionDefinition(nameof(MemoryCollection), DisableParallelization = true)]
 public sealed class MemoryCollection;
 
 /// <summary>
