@@ -138,8 +138,11 @@ internal sealed class GraphLowering
             case "Conv": LowerConv(node, inputs, attributes); break;
             case "BatchNormalization": LowerBatchNormalization(node, inputs, attributes); break;
             case "Relu" or "Clip" or "HardSigmoid" or "HardSwish" or "Sigmoid":
-                Emit(node, LayerKind.Activation, [inputs[0]], Value(node, inputs, 0)).Activation = ActivationOf(node, inputs, attributes);
+            {
+                var shape = Value(node, inputs, 0); // checks input 0 exists before it is read
+                Emit(node, LayerKind.Activation, [inputs[0]], shape).Activation = ActivationOf(node, inputs, attributes);
                 break;
+            }
             case "Add" or "Sub" or "Mul" or "Div": LowerElementwise(node, inputs); break;
             case "Pad": LowerPad(node, inputs, attributes); break;
             case "GlobalAveragePool": LowerGlobalPool(node, inputs, keepDims: true); break;
@@ -468,7 +471,7 @@ internal sealed class GraphLowering
                     Emit(node, LayerKind.TransposeHwcToChw, [inputs[0]], x);
                     return;
                 }
-                if (perm.Length != dims.Length || !perm.Where(a => dims[a] != 1).SequenceEqual(Enumerable.Range(0, dims.Length).Where(a => dims[a] != 1).Select(a => (long)a)))
+                if (perm.Length != dims.Length || perm.Any(a => a < 0 || a >= dims.Length) || !perm.Where(a => dims[a] != 1).SequenceEqual(Enumerable.Range(0, dims.Length).Where(a => dims[a] != 1).Select(a => (long)a)))
                     throw Unsupported(node, $"Transpose perm [{string.Join(",", perm)}] of {x} moves data; supported: [0,3,1,2] on an NHWC image input, or permutations of size-1 axes.");
                 result = perm.Select(a => dims[a]).ToArray();
                 break;

@@ -86,7 +86,15 @@ public sealed class SparseModel
             SparseThreshold = options.SparseThreshold,
             MaxSimdWidth = options.MaxSimdWidth,
         };
-        return new SparseModel(file, graph, NetworkEmitter.Emit(graph, networkOptions, cancellationToken));
+        try
+        {
+            return new SparseModel(file, graph, NetworkEmitter.Emit(graph, networkOptions, cancellationToken));
+        }
+        catch (NotSupportedException e)
+        {
+            // Engine limits (tensor and arena sizes, direct-conv taps) reached by a model the lowering accepted.
+            throw new UnsupportedOnnxModelException(file.Source, null, null, e.Message);
+        }
     }
 
     /// <summary>Name of the graph input.</summary>

@@ -36,6 +36,8 @@ internal static class BufferPlanner
     /// <summary>Best fit among free blocks; otherwise grows a free block at the arena's end, or the arena itself.</summary>
     private static int Allocate(List<(int Offset, int Size)> free, ref int end, int size)
     {
+        if ((long)end + size > SparseNetworkBuilder.MaxTensorFloats)
+            throw new NotSupportedException($"The network's live activations need more than {SparseNetworkBuilder.MaxTensorFloats} floats; at most that many fit one workspace.");
         int best = -1;
         for (int i = 0; i < free.Count; i++)
             if (free[i].Size >= size && (best < 0 || free[i].Size < free[best].Size)) best = i;

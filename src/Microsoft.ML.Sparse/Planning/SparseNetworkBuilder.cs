@@ -161,8 +161,13 @@ public sealed class SparseNetworkBuilder
         return new SparseNetwork(kept.Select(layer => layer.Prepare(snapshot)).ToArray(), Input, output, _tensors.Count, snapshot);
     }
 
+    /// <summary>Largest tensor, in floats (2 GiB): lengths and arena offsets are 32-bit.</summary>
+    internal const int MaxTensorFloats = int.MaxValue / 4;
+
     private TensorHandle NewTensor(int channels, int height, int width)
     {
+        if ((long)channels * height * width > MaxTensorFloats)
+            throw new NotSupportedException($"A tensor of [{channels}, {height}, {width}] has {(long)channels * height * width} floats; at most {MaxTensorFloats} are supported.");
         var tensor = new TensorHandle(_tensors.Count, channels, height, width);
         _tensors.Add(tensor);
         return tensor;

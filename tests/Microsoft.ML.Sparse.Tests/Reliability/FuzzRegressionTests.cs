@@ -1,0 +1,73 @@
+using Google.Protobuf;
+using Microsoft.ML.Sparse.Onnx.Schema;
+using Microsoft.ML.Sparse.Tests.Onnx;
+
+namespace Microsoft.ML.Sparse.Tests.Reliability;
+
+/// <summary>Mutants the fuzzer found crashing the importer, reduced to the one edit that mattered.</summary>
+public sealed class FuzzRegressionTests
+{
+    private static ModelProto TinyModel(SyntheticArchitecture architecture = SyntheticArchitecture.MobileNetV1) =>
+        ModelProto.Parser.ParseFrom(SyntheticMobileNet.Create(new SyntheticMobileNetOptions
+        {
+            Architecture = architecture, WidthMultiplier = 0.25f, Resolution = 32, Classes = 10, Seed = 1,
+        }));
+
+    private static T Load<T>(ModelProto model) where T : OnnxModelException
+    {
+        var error = Assert.Throws<T>(() => SparseModel.Load(model.ToByteArray(), null, TestContext.Current.CancellationToken));
+        Assert.StartsWith("ONNX model '(bytes)': ", error.Message);
+        return error;
+    }
+
+    [Theory]
+    [InlineData(SyntheticArchitecture.MobileNetV3Small, "Relu")]
+    [InlineData(SyntheticArchitecture.MobileNetV3Small, "HardSigmoid")]
+    [InlineData(SyntheticArchitecture.MobileNetV1, "Clip")]
+    [InlineData(SyntheticArchitecture.EfficientNetB0, "Sigmoid")]
+    public void AnActivationWithoutInputs_IsInvalid(SyntheticArchitecture architecture, string opType)
+    {
+        // Was an IndexOutOfRangeException: the lowering read inputs[0] before checking the node had one.
+        var model = TinyModel(architecture);
+        var activation = model.Graph.Node.First(n => n.OpType == opType);
+        activation.Input.Clear();
+        var error = Load<InvalidOnnxModelException>(model);
+        Assert.Contains("lacks its input 0", error.Message);
+    }
+
+    [Fact]
+    public void ActivationsOverflowingInt32_AreUnsupported()
+    {
+        // A 12000x12000 input passes the input-size check, but its first 1x1 conv (64 x 6000 x 6000 floats) overflowed
+        // int: the plan had negative tensor lengths and a negative arena instead of an error.
+        byte[] model = SyntheticMobileNet.Create(new SyntheticMobileNetOptions { Resolution = 12000, Classes = 10 });
+        var error = Assert.Throws<UnsupportedOnnxModelException>(() => SparseModel.Load(model, new SparseModelOptions { Threads = 1 }, TestContext.Current.CancellationToken));
+        Assert.StartsWith("ONNX model '(bytes)': ", error.Message);
+        Assert.Contains("at most", error.Message);
+    }
+
+    [Fact]
+    public void AFullConvolutionOverTooManyTaps_IsUnsupported()
+    {
+        // Was a NotSupportedException from the engine escaping Load: 256 channels x 3x3 taps exceed the direct kernel's limit.
+        var model = new TinyOnnx(13, 1, 256, 6, 6);
+        var error = Assert.Throws<UnsupportedOnnxModelException>(() => SparseModel.Load(model.ToBytes(model.Conv("x", 256, 8, 3, pads: 1)), null, TestContext.Current.CancellationToken));
+        Assert.Contains("taps", error.Message);
+    }
+
+    [Theory]
+    [InlineData(35)]
+    [InlineData(-1)]
+    public void ATransposePermOutsideTheRank_IsUnsupported(long axis)
+    {
+        // Was an IndexOutOfRangeException: the perm values indexed the dims before being range-checked.
+        var model = ModelProto.Parser.ParseFrom(SyntheticMobileNet.Create(new SyntheticMobileNetOptions
+        {
+            Architecture = SyntheticArchitecture.MobileNetV3Small, WidthMultiplier = 0.25f, Resolution = 32, Classes = 10, NhwcInput = true,
+        }));
+        var perm = model.Graph.Node.First(n => n.OpType == "Transpose").Attribute.First(a => a.Name == "perm");
+        perm.Ints[1] = axis;
+        var error = Load<UnsupportedOnnxModelException>(model);
+        Assert.Contains("perm", error.Message);
+    }
+}
