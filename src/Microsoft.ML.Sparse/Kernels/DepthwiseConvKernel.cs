@@ -12,7 +12,7 @@ namespace Microsoft.ML.Sparse.Kernels;
 internal static unsafe class DepthwiseConvKernel
 {
     /// <summary>Scratch floats one call needs: one channel's phase planes and its flat (PhaseWidth-pitched) output, plus a vector of slack.</summary>
-    public static int ScratchFloats(in ConvGeometry g) => g.ScratchFloats(1) + g.OutHeight * g.PhaseWidth + 16;
+    public static int ScratchFloats(in ConvGeometry g) => Math.Max(g.ScratchFloats(1) + g.OutHeight * g.PhaseWidth + 16, DepthwiseLanesKernel.ScratchFloats(g));
 
     /// <summary>
     /// Channels [channelStart, channelEnd): <c>output[c] = activation(bias[c] + conv(input[c], weights[c]))</c>,
@@ -23,6 +23,11 @@ internal static unsafe class DepthwiseConvKernel
         int channelStart, int channelEnd, in Activation activation, float* scratch) where TVec : struct, IFloatVector<TVec>
     {
         if (channelStart >= channelEnd) return;
+        if (DepthwiseLanesKernel.Supports<TVec>(g))
+        {
+            DepthwiseLanesKernel.Run<TVec>(input, output, weights, bias, g, channelStart, channelEnd, activation, scratch);
+            return;
+        }
         ConvPlanes.Clear(scratch, g, 1, 0, g.PaddedHeight);
         if (Rows3x3<TVec>.Supports(g))
         {

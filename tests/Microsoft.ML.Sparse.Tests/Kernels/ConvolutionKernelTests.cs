@@ -79,6 +79,26 @@ public sealed class ConvolutionKernelTests
         }
     }
 
+    /// <summary>
+    /// Small planes (the channels-in-lanes path under wide vectors): 37 channels give full and partial lane blocks, and
+    /// two threads start blocks at other channels; 3x3 and 5x5, strides 1 and 2, asymmetric padding, planes 1..9 wide.
+    /// </summary>
+    [Theory]
+    [InlineData(3, 1)]
+    [InlineData(3, 2)]
+    [InlineData(5, 1)]
+    [InlineData(5, 2)]
+    public void Depthwise_SmallPlanes_MatchReference_AcrossLaneBlocks(int kernel, int stride)
+    {
+        var random = new Random(300 + kernel * 10 + stride);
+        for (int size = 1; size <= 9; size++)
+        {
+            var pad = new Padding(size % 3, (size + 1) % 3, kernel / 2, (size / 2) % 3);
+            int height = Math.Max(size, kernel - pad.Top - pad.Bottom), width = Math.Max(size + 1, kernel - pad.Left - pad.Right);
+            CheckDepthwise(random, channels: 37, height, width, kernel, stride, pad);
+        }
+    }
+
     [Fact]
     public void Depthwise_HandlesRectangularKernelsAndStrides()
     {
