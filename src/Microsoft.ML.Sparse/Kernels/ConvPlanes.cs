@@ -88,7 +88,7 @@ internal static unsafe class ConvPlanes
             if (stride == 1)
             {
                 // A single column phase: the row goes straight to its place between the (cleared) margins.
-                new ReadOnlySpan<float>(channel + (long)y * g.InWidth, g.InWidth).CopyTo(new Span<float>(destination + g.Pad.Left, g.InWidth));
+                CopyRow(channel + (long)y * g.InWidth, destination + g.Pad.Left, g.InWidth);
             }
             else if (stride == 2)
             {
@@ -106,6 +106,22 @@ internal static unsafe class ConvPlanes
                 SplitPhases(rowScratch, paddedWidth, stride, destination, phaseFloats);
             }
         }
+    }
+
+    /// <summary>
+    /// Copies a short row inline, widest vectors first: rows of late layers are 7-28 floats, where a call to the runtime's
+    /// memmove costs more than the copy. Writes exactly <paramref name="count"/> floats (the padding around them stays zero).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void CopyRow(float* from, float* to, int count)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= count; i += 16) Vector512.Load(from + i).Store(to + i);
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= count; i += 8) Vector256.Load(from + i).Store(to + i);
+        for (; i + 4 <= count; i += 4) Vector128.Load(from + i).Store(to + i);
+        for (; i < count; i++) to[i] = from[i];
     }
 
     /// <summary>General stride: plane q, column j = row[j * stride + q]; columns past the row are zero.</summary>

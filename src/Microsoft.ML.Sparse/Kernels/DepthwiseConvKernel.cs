@@ -62,7 +62,8 @@ internal static unsafe class DepthwiseConvKernel
         where TVec : struct, IFloatVector<TVec>
     {
         public static bool Supports(in ConvGeometry g) =>
-            g.KernelHeight == 3 && g.KernelWidth == 3 && g.StrideHeight <= 2 && g.StrideWidth <= 2 && g.OutWidth >= TVec.Count;
+            g.KernelHeight == 3 && g.KernelWidth == 3 && g.StrideHeight <= 2 && g.StrideWidth <= 2 &&
+            g.OutHeight * g.PhaseWidth >= TVec.Count;
 
         public void Run<TFunction>() where TFunction : struct, IActivationFunction
         {
@@ -73,46 +74,64 @@ internal static unsafe class DepthwiseConvKernel
             // Padded row oy * sh + 1 (tap row ky = 1): the next row, or the odd row phase's row oy (stride 2).
             nint oddRow = g.StrideHeight == 1 ? pitch : g.StrideWidth * phaseFloats;
             float alpha = activation.Alpha, beta = activation.Beta;
-            float* rowScratch = scratch + g.PlaneFloats;
+            // Padded rows ky = 0, 1, 2 of output row oy: oy * pitch plus 0, oddRow, and 2 * pitch (stride 1) or pitch (stride 2).
+            nint lastRow = g.StrideHeight == 1 ? 2 * pitch : pitch;
+            float* rowScratch = scratch + g.PlaneFloats, flat = scratch + g.ScratchFloats(1);
             for (int c = channelStart; c < channelEnd; c++)
             {
                 ConvPlanes.Build(input + (long)c * g.InHeight * g.InWidth, g, scratch, rowScratch, 0, g.PaddedHeight);
                 var w = new Weights3x3(weights + 9L * c, bias[c]);
                 float* destination = output + (long)c * outHeight * outWidth;
+                if (outWidth < n)
+                {
+                    // Narrow plane: one flat run over all rows at the planes' pitch, then the valid columns moved into place.
+                    OneRow<TFunction>(scratch, oddRow, lastRow, columns, w, flat, outHeight * (int)pitch, alpha, beta);
+                    ActivationPass.ApplyRows<TVec>(flat, (int)pitch, destination, outWidth, outHeight, default);
+                    continue;
+                }
                 int oy = 0;
                 for (; oy + 4 <= outHeight; oy += 4)
                 {
                     float* rows = scratch + oy * pitch, to = destination + (long)oy * outWidth;
-                    for (int x = 0; x < outWidth; x += n)
-                    {
-                        int at = Math.Min(x, outWidth - n);
-                        if (g.StrideHeight == 1) FourRowsStride1<TFunction>(rows + at, pitch, columns, w, to + at, outWidth, alpha, beta);
-                        else FourRowsStride2<TFunction>(rows + at, pitch, oddRow, columns, w, to + at, outWidth, alpha, beta);
-                    }
+                    if (g.StrideHeight == 1) FourRowsStride1<TFunction>(rows, pitch, columns, w, to, outWidth, alpha, beta);
+                    else FourRowsStride2<TFunction>(rows, pitch, oddRow, columns, w, to, outWidth, alpha, beta);
                 }
-                // Padded rows ky = 0, 1, 2 of output row oy: oy * pitch plus 0, oddRow, and 2 * pitch (stride 1) or pitch (stride 2).
-                nint lastRow = g.StrideHeight == 1 ? 2 * pitch : pitch;
                 for (; oy < outHeight; oy++)
-                {
-                    float* rows = scratch + oy * pitch, to = destination + (long)oy * outWidth;
-                    for (int x = 0; x < outWidth; x += n)
-                    {
-                        int at = Math.Min(x, outWidth - n);
-                        float* p = rows + at;
-                        TVec a = w.Start(columns.Load(p), 0);
-                        a = w.Add(columns.Load(p + oddRow), 1, a);
-                        a = w.Add(columns.Load(p + lastRow), 2, a);
-                        TFunction.Apply(a, alpha, beta).Store(to + at);
-                    }
-                }
+                    OneRow<TFunction>(scratch + oy * pitch, oddRow, lastRow, columns, w, destination + (long)oy * outWidth, outWidth, alpha, beta);
             }
         }
 
-        /// <summary>Stride-1 rows: padded rows 0..5 from <paramref name="p"/>, one pitch apart; output row r sums rows r, r+1, r+2.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void FourRowsStride1<TFunction>(float* p, nint pitch, ColumnTaps columns, in Weights3x3 w, float* to, int outWidth, float alpha, float beta)
+        /// <summary>
+        /// One output row of <paramref name="width"/> (at least a vector): tap rows ky = 0, 1, 2 at <paramref name="rows"/>,
+        /// + <paramref name="oddRow"/> and + <paramref name="lastRow"/>.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static void OneRow<TFunction>(float* rows, nint oddRow, nint lastRow, ColumnTaps columns, Weights3x3 w, float* to, int width, float alpha, float beta)
             where TFunction : struct, IActivationFunction
         {
+            for (int x = 0; x < width; x += TVec.Count)
+            {
+                int at = Math.Min(x, width - TVec.Count);
+                float* p = rows + at;
+                TVec a = w.Start(columns.Load(p), 0);
+                a = w.Add(columns.Load(p + oddRow), 1, a);
+                a = w.Add(columns.Load(p + lastRow), 2, a);
+                TFunction.Apply(a, alpha, beta).Store(to + at);
+            }
+        }
+
+        /// <summary>
+        /// Stride-1 rows: padded rows 0..5 from <paramref name="rows"/>, one pitch apart; output row r sums rows r, r+1, r+2.
+        /// Each stride has its own method (not inlined), so the JIT's inlining budget covers every helper in the loop.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static void FourRowsStride1<TFunction>(float* rows, nint pitch, ColumnTaps columns, Weights3x3 w, float* output, int outWidth, float alpha, float beta)
+            where TFunction : struct, IActivationFunction
+        {
+            for (int x = 0; x < outWidth; x += TVec.Count)
+            {
+            int at = Math.Min(x, outWidth - TVec.Count);
+            float* p = rows + at, to = output + at;
             Row3 v = columns.Load(p);
             TVec a0 = w.Start(v, 0);
             v = columns.Load(p += pitch);
@@ -132,16 +151,21 @@ internal static unsafe class DepthwiseConvKernel
             v = columns.Load(p + pitch);
             a3 = w.Add(v, 2, a3);
             Store<TFunction>(a0, a1, a2, a3, to, outWidth, alpha, beta);
+            }
         }
 
         /// <summary>
-        /// Stride-2 rows: padded row 2j is row j of the even row phase (from <paramref name="p"/>), 2j + 1 row j of the odd one
+        /// Stride-2 rows: padded row 2j is row j of the even row phase (from <paramref name="rows"/>), 2j + 1 row j of the odd one
         /// (<paramref name="oddRow"/> further); output row r sums padded rows 2r, 2r+1, 2r+2.
         /// </summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void FourRowsStride2<TFunction>(float* p, nint pitch, nint oddRow, ColumnTaps columns, in Weights3x3 w, float* to, int outWidth, float alpha, float beta)
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static void FourRowsStride2<TFunction>(float* rows, nint pitch, nint oddRow, ColumnTaps columns, Weights3x3 w, float* output, int outWidth, float alpha, float beta)
             where TFunction : struct, IActivationFunction
         {
+            for (int x = 0; x < outWidth; x += TVec.Count)
+            {
+            int at = Math.Min(x, outWidth - TVec.Count);
+            float* p = rows + at, to = output + at;
             TVec a0 = w.Start(columns.Load(p), 0);
             a0 = w.Add(columns.Load(p + oddRow), 1, a0);
             Row3 v = columns.Load(p += pitch);
@@ -158,6 +182,7 @@ internal static unsafe class DepthwiseConvKernel
             a3 = w.Add(columns.Load(p + oddRow), 1, a3);
             a3 = w.Add(columns.Load(p + pitch), 2, a3);
             Store<TFunction>(a0, a1, a2, a3, to, outWidth, alpha, beta);
+            }
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
