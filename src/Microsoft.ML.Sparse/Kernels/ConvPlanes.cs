@@ -166,7 +166,23 @@ internal static unsafe class ConvPlanes
                 Avx2.Permute4x64(Avx.Shuffle(a, b, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle().Store(odd + i / 2);
             }
         }
-        for (; i < length; i++) (i % 2 == 0 ? even : odd)[i / 2] = row[i];
+        // SSE for the next 8 (rows of late layers are 14-56 floats, so the tail is most of the work there): within one
+        // 128-bit register Shuffle already yields the lanes in order.
+        if (Sse.IsSupported)
+        {
+            for (; i + 8 <= length; i += 8)
+            {
+                Vector128<float> a = Vector128.Load(row + i), b = Vector128.Load(row + i + 4);
+                Sse.Shuffle(a, b, 0b10_00_10_00).Store(even + i / 2);
+                Sse.Shuffle(a, b, 0b11_01_11_01).Store(odd + i / 2);
+            }
+        }
+        for (; i + 2 <= length; i += 2)
+        {
+            even[i / 2] = row[i];
+            odd[i / 2] = row[i + 1];
+        }
+        if (i < length) even[i / 2] = row[i];
     }
 
     /// <summary>

@@ -80,12 +80,13 @@ internal static unsafe class DepthwiseConvKernel
             for (int c = channelStart; c < channelEnd; c++)
             {
                 ConvPlanes.Build(input + (long)c * g.InHeight * g.InWidth, g, scratch, rowScratch, 0, g.PaddedHeight);
-                var w = new Weights3x3(weights + 9L * c, bias[c]);
+                float* w = weights + 9L * c;
+                float bc = bias[c];
                 float* destination = output + (long)c * outHeight * outWidth;
                 if (outWidth < n)
                 {
                     // Narrow plane: one flat run over all rows at the planes' pitch, then the valid columns moved into place.
-                    OneRow<TFunction>(scratch, oddRow, lastRow, columns, w, flat, outHeight * (int)pitch, alpha, beta);
+                    OneRow<TFunction>(scratch, oddRow, lastRow, columns, w, bc, flat, outHeight * (int)pitch, alpha, beta);
                     ActivationPass.ApplyRows<TVec>(flat, (int)pitch, destination, outWidth, outHeight, default);
                     continue;
                 }
@@ -93,11 +94,11 @@ internal static unsafe class DepthwiseConvKernel
                 for (; oy + 4 <= outHeight; oy += 4)
                 {
                     float* rows = scratch + oy * pitch, to = destination + (long)oy * outWidth;
-                    if (g.StrideHeight == 1) FourRowsStride1<TFunction>(rows, pitch, columns, w, to, outWidth, alpha, beta);
-                    else FourRowsStride2<TFunction>(rows, pitch, oddRow, columns, w, to, outWidth, alpha, beta);
+                    if (g.StrideHeight == 1) FourRowsStride1<TFunction>(rows, pitch, columns, w, bc, to, outWidth, alpha, beta);
+                    else FourRowsStride2<TFunction>(rows, pitch, oddRow, columns, w, bc, to, outWidth, alpha, beta);
                 }
                 for (; oy < outHeight; oy++)
-                    OneRow<TFunction>(scratch + oy * pitch, oddRow, lastRow, columns, w, destination + (long)oy * outWidth, outWidth, alpha, beta);
+                    OneRow<TFunction>(scratch + oy * pitch, oddRow, lastRow, columns, w, bc, destination + (long)oy * outWidth, outWidth, alpha, beta);
             }
         }
 
@@ -106,16 +107,20 @@ internal static unsafe class DepthwiseConvKernel
         /// + <paramref name="oddRow"/> and + <paramref name="lastRow"/>.
         /// </summary>
         [MethodImpl(MethodImplOptions.NoInlining)]
-        private static void OneRow<TFunction>(float* rows, nint oddRow, nint lastRow, ColumnTaps columns, Weights3x3 w, float* to, int width, float alpha, float beta)
+        private static void OneRow<TFunction>(float* rows, nint oddRow, nint lastRow, ColumnTaps columns, float* weights, float bias, float* to, int width, float alpha, float beta)
             where TFunction : struct, IActivationFunction
         {
+            // The weights are broadcast into locals here: passed in as a struct they were re-read from the stack per FMA.
+            TVec w0 = TVec.Broadcast(weights[0]), w1 = TVec.Broadcast(weights[1]), w2 = TVec.Broadcast(weights[2]);
+            TVec w3 = TVec.Broadcast(weights[3]), w4 = TVec.Broadcast(weights[4]), w5 = TVec.Broadcast(weights[5]);
+            TVec w6 = TVec.Broadcast(weights[6]), w7 = TVec.Broadcast(weights[7]), w8 = TVec.Broadcast(weights[8]), b = TVec.Broadcast(bias);
             for (int x = 0; x < width; x += TVec.Count)
             {
                 int at = Math.Min(x, width - TVec.Count);
                 float* p = rows + at;
-                TVec a = w.Start(columns.Load(p), 0);
-                a = w.Add(columns.Load(p + oddRow), 1, a);
-                a = w.Add(columns.Load(p + lastRow), 2, a);
+                TVec a = Fma3(columns.Load(p), w0, w1, w2, b);
+                a = Fma3(columns.Load(p + oddRow), w3, w4, w5, a);
+                a = Fma3(columns.Load(p + lastRow), w6, w7, w8, a);
                 TFunction.Apply(a, alpha, beta).Store(to + at);
             }
         }
@@ -125,31 +130,35 @@ internal static unsafe class DepthwiseConvKernel
         /// Each stride has its own method (not inlined), so the JIT's inlining budget covers every helper in the loop.
         /// </summary>
         [MethodImpl(MethodImplOptions.NoInlining)]
-        private static void FourRowsStride1<TFunction>(float* rows, nint pitch, ColumnTaps columns, Weights3x3 w, float* output, int outWidth, float alpha, float beta)
+        private static void FourRowsStride1<TFunction>(float* rows, nint pitch, ColumnTaps columns, float* weights, float bias, float* output, int outWidth, float alpha, float beta)
             where TFunction : struct, IActivationFunction
         {
+            // The weights are broadcast into locals here: passed in as a struct they were re-read from the stack per FMA.
+            TVec w0 = TVec.Broadcast(weights[0]), w1 = TVec.Broadcast(weights[1]), w2 = TVec.Broadcast(weights[2]);
+            TVec w3 = TVec.Broadcast(weights[3]), w4 = TVec.Broadcast(weights[4]), w5 = TVec.Broadcast(weights[5]);
+            TVec w6 = TVec.Broadcast(weights[6]), w7 = TVec.Broadcast(weights[7]), w8 = TVec.Broadcast(weights[8]), b = TVec.Broadcast(bias);
             for (int x = 0; x < outWidth; x += TVec.Count)
             {
             int at = Math.Min(x, outWidth - TVec.Count);
             float* p = rows + at, to = output + at;
             Row3 v = columns.Load(p);
-            TVec a0 = w.Start(v, 0);
+            TVec a0 = Fma3(v, w0, w1, w2, b);
             v = columns.Load(p += pitch);
-            a0 = w.Add(v, 1, a0);
-            TVec a1 = w.Start(v, 0);
+            a0 = Fma3(v, w3, w4, w5, a0);
+            TVec a1 = Fma3(v, w0, w1, w2, b);
             v = columns.Load(p += pitch);
-            a0 = w.Add(v, 2, a0);
-            a1 = w.Add(v, 1, a1);
-            TVec a2 = w.Start(v, 0);
+            a0 = Fma3(v, w6, w7, w8, a0);
+            a1 = Fma3(v, w3, w4, w5, a1);
+            TVec a2 = Fma3(v, w0, w1, w2, b);
             v = columns.Load(p += pitch);
-            a1 = w.Add(v, 2, a1);
-            a2 = w.Add(v, 1, a2);
-            TVec a3 = w.Start(v, 0);
+            a1 = Fma3(v, w6, w7, w8, a1);
+            a2 = Fma3(v, w3, w4, w5, a2);
+            TVec a3 = Fma3(v, w0, w1, w2, b);
             v = columns.Load(p += pitch);
-            a2 = w.Add(v, 2, a2);
-            a3 = w.Add(v, 1, a3);
+            a2 = Fma3(v, w6, w7, w8, a2);
+            a3 = Fma3(v, w3, w4, w5, a3);
             v = columns.Load(p + pitch);
-            a3 = w.Add(v, 2, a3);
+            a3 = Fma3(v, w6, w7, w8, a3);
             Store<TFunction>(a0, a1, a2, a3, to, outWidth, alpha, beta);
             }
         }
@@ -159,28 +168,32 @@ internal static unsafe class DepthwiseConvKernel
         /// (<paramref name="oddRow"/> further); output row r sums padded rows 2r, 2r+1, 2r+2.
         /// </summary>
         [MethodImpl(MethodImplOptions.NoInlining)]
-        private static void FourRowsStride2<TFunction>(float* rows, nint pitch, nint oddRow, ColumnTaps columns, Weights3x3 w, float* output, int outWidth, float alpha, float beta)
+        private static void FourRowsStride2<TFunction>(float* rows, nint pitch, nint oddRow, ColumnTaps columns, float* weights, float bias, float* output, int outWidth, float alpha, float beta)
             where TFunction : struct, IActivationFunction
         {
+            // The weights are broadcast into locals here: passed in as a struct they were re-read from the stack per FMA.
+            TVec w0 = TVec.Broadcast(weights[0]), w1 = TVec.Broadcast(weights[1]), w2 = TVec.Broadcast(weights[2]);
+            TVec w3 = TVec.Broadcast(weights[3]), w4 = TVec.Broadcast(weights[4]), w5 = TVec.Broadcast(weights[5]);
+            TVec w6 = TVec.Broadcast(weights[6]), w7 = TVec.Broadcast(weights[7]), w8 = TVec.Broadcast(weights[8]), b = TVec.Broadcast(bias);
             for (int x = 0; x < outWidth; x += TVec.Count)
             {
             int at = Math.Min(x, outWidth - TVec.Count);
             float* p = rows + at, to = output + at;
-            TVec a0 = w.Start(columns.Load(p), 0);
-            a0 = w.Add(columns.Load(p + oddRow), 1, a0);
+            TVec a0 = Fma3(columns.Load(p), w0, w1, w2, b);
+            a0 = Fma3(columns.Load(p + oddRow), w3, w4, w5, a0);
             Row3 v = columns.Load(p += pitch);
-            a0 = w.Add(v, 2, a0);
-            TVec a1 = w.Start(v, 0);
-            a1 = w.Add(columns.Load(p + oddRow), 1, a1);
+            a0 = Fma3(v, w6, w7, w8, a0);
+            TVec a1 = Fma3(v, w0, w1, w2, b);
+            a1 = Fma3(columns.Load(p + oddRow), w3, w4, w5, a1);
             v = columns.Load(p += pitch);
-            a1 = w.Add(v, 2, a1);
-            TVec a2 = w.Start(v, 0);
-            a2 = w.Add(columns.Load(p + oddRow), 1, a2);
+            a1 = Fma3(v, w6, w7, w8, a1);
+            TVec a2 = Fma3(v, w0, w1, w2, b);
+            a2 = Fma3(columns.Load(p + oddRow), w3, w4, w5, a2);
             v = columns.Load(p += pitch);
-            a2 = w.Add(v, 2, a2);
-            TVec a3 = w.Start(v, 0);
-            a3 = w.Add(columns.Load(p + oddRow), 1, a3);
-            a3 = w.Add(columns.Load(p + pitch), 2, a3);
+            a2 = Fma3(v, w6, w7, w8, a2);
+            TVec a3 = Fma3(v, w0, w1, w2, b);
+            a3 = Fma3(columns.Load(p + oddRow), w3, w4, w5, a3);
+            a3 = Fma3(columns.Load(p + pitch), w6, w7, w8, a3);
             Store<TFunction>(a0, a1, a2, a3, to, outWidth, alpha, beta);
             }
         }
@@ -208,30 +221,9 @@ internal static unsafe class DepthwiseConvKernel
             public Row3 Load(float* p) => new(TVec.Load(p), TVec.Load(p + middle), TVec.Load(p + right));
         }
 
-        /// <summary>One channel's nine weights and bias, broadcast once.</summary>
-        private readonly struct Weights3x3(float* w, float bias)
-        {
-            private readonly TVec _w0 = TVec.Broadcast(w[0]), _w1 = TVec.Broadcast(w[1]), _w2 = TVec.Broadcast(w[2]);
-            private readonly TVec _w3 = TVec.Broadcast(w[3]), _w4 = TVec.Broadcast(w[4]), _w5 = TVec.Broadcast(w[5]);
-            private readonly TVec _w6 = TVec.Broadcast(w[6]), _w7 = TVec.Broadcast(w[7]), _w8 = TVec.Broadcast(w[8]);
-            private readonly TVec _bias = TVec.Broadcast(bias);
-
-            /// <summary>Bias plus tap row <paramref name="ky"/> of <paramref name="v"/>: the start of an output's sum.</summary>
-            [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            public TVec Start(in Row3 v, int ky) => Add(v, ky, _bias);
-
-            /// <summary><paramref name="sum"/> plus tap row <paramref name="ky"/> (kx = 0, 1, 2 in order) of <paramref name="v"/>.</summary>
-            [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            public TVec Add(in Row3 v, int ky, TVec sum) => ky switch
-            {
-                0 => Fma3(v, _w0, _w1, _w2, sum),
-                1 => Fma3(v, _w3, _w4, _w5, sum),
-                _ => Fma3(v, _w6, _w7, _w8, sum),
-            };
-
-            [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            private static TVec Fma3(in Row3 v, TVec w0, TVec w1, TVec w2, TVec sum) =>
-                TVec.MultiplyAdd(v.Right, w2, TVec.MultiplyAdd(v.Middle, w1, TVec.MultiplyAdd(v.Left, w0, sum)));
-        }
+        /// <summary><paramref name="sum"/> plus one tap row (kx = 0, 1, 2 in order) of <paramref name="v"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static TVec Fma3(in Row3 v, TVec w0, TVec w1, TVec w2, TVec sum) =>
+            TVec.MultiplyAdd(v.Right, w2, TVec.MultiplyAdd(v.Middle, w1, TVec.MultiplyAdd(v.Left, w0, sum)));
     }
 }
