@@ -3,11 +3,11 @@ using System.Runtime.CompilerServices;
 namespace Microsoft.ML.Sparse.Kernels;
 
 /// <summary>
-/// Depthwise convolution (one filter per channel) over CHW, any kernel size, stride and explicit padding. Each channel is
-/// copied into its zero-padded phase planes (<see cref="ConvPlanes"/>), so borders need no special case. 3x3 with strides
-/// 1-2 on planes at least a vector wide writes output rows directly, several rows per pass with the activation fused
-/// (<see cref="Rows3x3{TVec}"/>); other shapes, and narrow planes (14x14 and 7x7 under AVX-512), are computed as one flat
-/// run per channel so they still fill whole vectors, then the valid columns are copied out.
+/// Depthwise convolution (one filter per channel) over CHW, any kernel size, stride and explicit padding. Three paths:
+/// planes whose rows fill at most half a vector (7x7 under AVX-512) put channels in lanes (<see cref="DepthwiseLanesKernel"/>);
+/// 3x3 with strides 1-2 runs <see cref="Rows3x3{TVec}"/> over each channel's zero-padded phase planes (<see cref="ConvPlanes"/>,
+/// so borders need no special case): output rows straight from the planes, four per pass, activation fused; everything
+/// else (5x5, other strides) is one flat tap run per channel over its phase planes, then the valid columns are copied out.
 /// </summary>
 internal static unsafe class DepthwiseConvKernel
 {
@@ -54,8 +54,8 @@ internal static unsafe class DepthwiseConvKernel
     /// 3x3 depthwise, strides 1 or 2 per axis, writing output rows straight from the phase planes with the activation fused.
     /// Four output rows per pass: each loaded input vector feeds every output row whose window covers it (stride 1: 18
     /// loads for 36 FMAs instead of 36), and the four accumulators are independent FMA chains. The ragged end of a row is
-    /// one more vector ending at the row's end (recomputing a few outputs to the same bits), so rows must be at least a
-    /// vector wide.
+    /// one more vector ending at the row's end (recomputing a few outputs to the same bits). Planes narrower than a vector
+    /// (14x14 under AVX-512) run as one flat row at the planes' pitch instead, then the valid columns are copied out.
     /// </summary>
     private readonly struct Rows3x3<TVec>(float* input, float* output, float* weights, float* bias, ConvGeometry g,
         int channelStart, int channelEnd, Activation activation, float* scratch) : IActivationConsumer
