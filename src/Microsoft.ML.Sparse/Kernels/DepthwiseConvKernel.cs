@@ -29,6 +29,13 @@ internal static unsafe class DepthwiseConvKernel
             return;
         }
         ConvPlanes.Clear(scratch, g, 1, 0, g.PaddedHeight);
+        // Rows between a half and a whole 512-bit vector wide (14x14): 256-bit rows beat a flat run plus the copy out.
+        if (TVec.Count == 16 && g.OutWidth >= 8 && g.OutWidth < 16 && Rows3x3<Float256>.Supports(g))
+        {
+            var halfWidthRows = new Rows3x3<Float256>(input, output, weights, bias, g, channelStart, channelEnd, activation, scratch);
+            ActivationPass.Dispatch(ref halfWidthRows, activation);
+            return;
+        }
         if (Rows3x3<TVec>.Supports(g))
         {
             var rows = new Rows3x3<TVec>(input, output, weights, bias, g, channelStart, channelEnd, activation, scratch);
