@@ -28,14 +28,14 @@ internal static unsafe class DepthwiseConvKernel
             DepthwiseLanesKernel.Run<TVec>(input, output, weights, bias, g, channelStart, channelEnd, activation, scratch);
             return;
         }
-        ConvPlanes.Clear(scratch, g, 1, 0, g.PaddedHeight);
-        // Rows between a half and a whole 512-bit vector wide (14x14): 256-bit rows beat a flat run plus the copy out.
-        if (TVec.Count == 16 && g.OutWidth >= 8 && g.OutWidth < 16 && Rows3x3<Float256>.Supports(g))
+        // 3x3 rows between a half and a whole 512-bit vector wide (14x14): 256-bit rows beat a flat run plus the copy out
+        // (measured; 5x5 there is as fast flat).
+        if (TVec.Count == 16 && g.OutWidth >= 8 && g.OutWidth < 16 && g.KernelHeight == 3 && g.KernelWidth == 3)
         {
-            var halfWidthRows = new Rows3x3<Float256>(input, output, weights, bias, g, channelStart, channelEnd, activation, scratch);
-            ActivationPass.Dispatch(ref halfWidthRows, activation);
+            Run<Float256>(input, output, weights, bias, g, channelStart, channelEnd, activation, scratch);
             return;
         }
+        ConvPlanes.Clear(scratch, g, 1, 0, g.PaddedHeight);
         if (Rows3x3<TVec>.Supports(g))
         {
             var rows = new Rows3x3<TVec>(input, output, weights, bias, g, channelStart, channelEnd, activation, scratch);
@@ -48,12 +48,83 @@ internal static unsafe class DepthwiseConvKernel
         float* flat = scratch + g.ScratchFloats(1);
         float** tapSources = stackalloc float*[taps];
         ConvPlanes.FillTaps(tapSources, scratch, g, 1);
+        if (outWidth >= TVec.Count)
+        {
+            var rows = new RowsAnyKernel<TVec>(input, output, weights, bias, g, channelStart, channelEnd, activation, scratch, tapSources);
+            ActivationPass.Dispatch(ref rows, activation);
+            return;
+        }
         for (int c = channelStart; c < channelEnd; c++)
         {
             ConvPlanes.Build(input + (long)c * g.InHeight * g.InWidth, g, scratch, rowScratch, 0, g.PaddedHeight);
             TapRow.Run<TVec>(tapSources, taps, weights + (long)c * taps, bias[c], flat, outHeight * pitch);
             // The activation moves the valid columns of each flat row into place.
             ActivationPass.ApplyRows<TVec>(flat, pitch, output + (long)c * outHeight * outWidth, outWidth, outHeight, activation);
+        }
+    }
+
+    /// <summary>
+    /// Any kernel and stride (5x5, 7x7, ...) on planes at least a vector wide: output rows straight from the phase planes,
+    /// activation fused. Four output rows per pass share each tap's weight broadcast and give four independent FMA chains.
+    /// </summary>
+    private readonly struct RowsAnyKernel<TVec>(float* input, float* output, float* weights, float* bias, ConvGeometry g,
+        int channelStart, int channelEnd, Activation activation, float* scratch, float** tapSources) : IActivationConsumer
+        where TVec : struct, IFloatVector<TVec>
+    {
+        public void Run<TFunction>() where TFunction : struct, IActivationFunction
+        {
+            int taps = g.Taps, outHeight = g.OutHeight, outWidth = g.OutWidth, pitch = g.PhaseWidth;
+            float* rowScratch = scratch + g.PlaneFloats;
+            for (int c = channelStart; c < channelEnd; c++)
+            {
+                ConvPlanes.Build(input + (long)c * g.InHeight * g.InWidth, g, scratch, rowScratch, 0, g.PaddedHeight);
+                float* destination = output + (long)c * outHeight * outWidth;
+                int oy = 0;
+                for (; oy + 4 <= outHeight; oy += 4)
+                    FourRows<TFunction>(tapSources, taps, (long)oy * pitch, pitch, weights + (long)c * taps, bias[c], destination + (long)oy * outWidth, outWidth, activation.Alpha, activation.Beta);
+                for (; oy < outHeight; oy++)
+                    FourRows<TFunction>(tapSources, taps, (long)oy * pitch, pitch, weights + (long)c * taps, bias[c], destination + (long)oy * outWidth, outWidth, activation.Alpha, activation.Beta, rows: 1);
+            }
+        }
+
+        /// <summary>
+        /// Output rows <c>to + r * outWidth</c>, r &lt; <paramref name="rows"/> (4, or 1 for the last rows), reading tap t at
+        /// <c>taps[t] + rowOffset + r * pitch</c>.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static void FourRows<TFunction>(float** taps, int tapCount, long rowOffset, int pitch, float* weights, float bias, float* to, int outWidth,
+            float alpha, float beta, int rows = 4) where TFunction : struct, IActivationFunction
+        {
+            int n = TVec.Count;
+            if (rows == 1)
+            {
+                for (int x = 0; x < outWidth; x += n)
+                {
+                    int at = Math.Min(x, outWidth - n);
+                    TVec a = TVec.Broadcast(bias);
+                    for (int t = 0; t < tapCount; t++) a = TVec.MultiplyAdd(TVec.Load(taps[t] + rowOffset + at), TVec.Broadcast(weights[t]), a);
+                    TFunction.Apply(a, alpha, beta).Store(to + at);
+                }
+                return;
+            }
+            for (int x = 0; x < outWidth; x += n)
+            {
+                int at = Math.Min(x, outWidth - n);
+                TVec a0 = TVec.Broadcast(bias), a1 = a0, a2 = a0, a3 = a0;
+                for (int t = 0; t < tapCount; t++)
+                {
+                    float* source = taps[t] + rowOffset + at;
+                    TVec w = TVec.Broadcast(weights[t]);
+                    a0 = TVec.MultiplyAdd(TVec.Load(source), w, a0);
+                    a1 = TVec.MultiplyAdd(TVec.Load(source + pitch), w, a1);
+                    a2 = TVec.MultiplyAdd(TVec.Load(source + 2 * pitch), w, a2);
+                    a3 = TVec.MultiplyAdd(TVec.Load(source + 3 * pitch), w, a3);
+                }
+                TFunction.Apply(a0, alpha, beta).Store(to + at);
+                TFunction.Apply(a1, alpha, beta).Store(to + outWidth + at);
+                TFunction.Apply(a2, alpha, beta).Store(to + 2 * outWidth + at);
+                TFunction.Apply(a3, alpha, beta).Store(to + 3 * outWidth + at);
+            }
         }
     }
 
