@@ -217,27 +217,27 @@ internal static unsafe class DepthwiseConvKernel
             TVec w6 = TVec.Broadcast(weights[6]), w7 = TVec.Broadcast(weights[7]), w8 = TVec.Broadcast(weights[8]), b = TVec.Broadcast(bias);
             for (int x = 0; x < outWidth; x += TVec.Count)
             {
-            int at = Math.Min(x, outWidth - TVec.Count);
-            float* p = rows + at, to = output + at;
-            Row3 v = columns.Load(p);
-            TVec a0 = Fma3(v, w0, w1, w2, b);
-            v = columns.Load(p += pitch);
-            a0 = Fma3(v, w3, w4, w5, a0);
-            TVec a1 = Fma3(v, w0, w1, w2, b);
-            v = columns.Load(p += pitch);
-            a0 = Fma3(v, w6, w7, w8, a0);
-            a1 = Fma3(v, w3, w4, w5, a1);
-            TVec a2 = Fma3(v, w0, w1, w2, b);
-            v = columns.Load(p += pitch);
-            a1 = Fma3(v, w6, w7, w8, a1);
-            a2 = Fma3(v, w3, w4, w5, a2);
-            TVec a3 = Fma3(v, w0, w1, w2, b);
-            v = columns.Load(p += pitch);
-            a2 = Fma3(v, w6, w7, w8, a2);
-            a3 = Fma3(v, w3, w4, w5, a3);
-            v = columns.Load(p + pitch);
-            a3 = Fma3(v, w6, w7, w8, a3);
-            Store<TFunction>(a0, a1, a2, a3, to, outWidth, alpha, beta);
+                int at = Math.Min(x, outWidth - TVec.Count);
+                float* p = rows + at, to = output + at;
+                Row3 v = columns.Load(p);
+                TVec a0 = Fma3(v, w0, w1, w2, b);
+                v = columns.Load(p += pitch);
+                a0 = Fma3(v, w3, w4, w5, a0);
+                TVec a1 = Fma3(v, w0, w1, w2, b);
+                v = columns.Load(p += pitch);
+                a0 = Fma3(v, w6, w7, w8, a0);
+                a1 = Fma3(v, w3, w4, w5, a1);
+                TVec a2 = Fma3(v, w0, w1, w2, b);
+                v = columns.Load(p += pitch);
+                a1 = Fma3(v, w6, w7, w8, a1);
+                a2 = Fma3(v, w3, w4, w5, a2);
+                TVec a3 = Fma3(v, w0, w1, w2, b);
+                v = columns.Load(p += pitch);
+                a2 = Fma3(v, w6, w7, w8, a2);
+                a3 = Fma3(v, w3, w4, w5, a3);
+                v = columns.Load(p + pitch);
+                a3 = Fma3(v, w6, w7, w8, a3);
+                Store<TFunction>(a0, a1, a2, a3, to, outWidth, alpha, beta);
             }
         }
 
@@ -255,24 +255,24 @@ internal static unsafe class DepthwiseConvKernel
             TVec w6 = TVec.Broadcast(weights[6]), w7 = TVec.Broadcast(weights[7]), w8 = TVec.Broadcast(weights[8]), b = TVec.Broadcast(bias);
             for (int x = 0; x < outWidth; x += TVec.Count)
             {
-            int at = Math.Min(x, outWidth - TVec.Count);
-            float* p = rows + at, to = output + at;
-            TVec a0 = Fma3(columns.Load(p), w0, w1, w2, b);
-            a0 = Fma3(columns.Load(p + oddRow), w3, w4, w5, a0);
-            Row3 v = columns.Load(p += pitch);
-            a0 = Fma3(v, w6, w7, w8, a0);
-            TVec a1 = Fma3(v, w0, w1, w2, b);
-            a1 = Fma3(columns.Load(p + oddRow), w3, w4, w5, a1);
-            v = columns.Load(p += pitch);
-            a1 = Fma3(v, w6, w7, w8, a1);
-            TVec a2 = Fma3(v, w0, w1, w2, b);
-            a2 = Fma3(columns.Load(p + oddRow), w3, w4, w5, a2);
-            v = columns.Load(p += pitch);
-            a2 = Fma3(v, w6, w7, w8, a2);
-            TVec a3 = Fma3(v, w0, w1, w2, b);
-            a3 = Fma3(columns.Load(p + oddRow), w3, w4, w5, a3);
-            a3 = Fma3(columns.Load(p + pitch), w6, w7, w8, a3);
-            Store<TFunction>(a0, a1, a2, a3, to, outWidth, alpha, beta);
+                int at = Math.Min(x, outWidth - TVec.Count);
+                float* p = rows + at, to = output + at;
+                TVec a0 = Fma3(columns.Load(p), w0, w1, w2, b);
+                a0 = Fma3(columns.Load(p + oddRow), w3, w4, w5, a0);
+                Row3 v = columns.Load(p += pitch);
+                a0 = Fma3(v, w6, w7, w8, a0);
+                TVec a1 = Fma3(v, w0, w1, w2, b);
+                a1 = Fma3(columns.Load(p + oddRow), w3, w4, w5, a1);
+                v = columns.Load(p += pitch);
+                a1 = Fma3(v, w6, w7, w8, a1);
+                TVec a2 = Fma3(v, w0, w1, w2, b);
+                a2 = Fma3(columns.Load(p + oddRow), w3, w4, w5, a2);
+                v = columns.Load(p += pitch);
+                a2 = Fma3(v, w6, w7, w8, a2);
+                TVec a3 = Fma3(v, w0, w1, w2, b);
+                a3 = Fma3(columns.Load(p + oddRow), w3, w4, w5, a3);
+                a3 = Fma3(columns.Load(p + pitch), w6, w7, w8, a3);
+                Store<TFunction>(a0, a1, a2, a3, to, outWidth, alpha, beta);
             }
         }
 
