@@ -39,18 +39,31 @@ internal static unsafe class ActivationPass
     public static void ApplyRows<TVec>(float* source, int sourcePitch, float* destination, int width, int rows, in Activation activation)
         where TVec : struct, IFloatVector<TVec>
     {
-        float alpha = activation.Alpha, beta = activation.Beta;
+        var pass = new RowsPass<TVec>(source, sourcePitch, destination, width, rows, activation.Alpha, activation.Beta);
+        Dispatch(ref pass, activation);
+    }
+
+    /// <summary>Calls <paramref name="consumer"/> with the function type of <paramref name="activation"/>, chosen once for a whole kernel.</summary>
+    public static void Dispatch<TConsumer>(ref TConsumer consumer, in Activation activation) where TConsumer : struct, IActivationConsumer
+    {
         switch (activation.Kind)
         {
-            case ActivationKind.None: Rows<TVec, IdentityFunction>(source, sourcePitch, destination, width, rows, alpha, beta); break;
-            case ActivationKind.Relu: Rows<TVec, ReluFunction>(source, sourcePitch, destination, width, rows, alpha, beta); break;
-            case ActivationKind.Clip: Rows<TVec, ClipFunction>(source, sourcePitch, destination, width, rows, alpha, beta); break;
-            case ActivationKind.HardSigmoid: Rows<TVec, HardSigmoidFunction>(source, sourcePitch, destination, width, rows, alpha, beta); break;
-            case ActivationKind.HardSwish: Rows<TVec, HardSwishFunction>(source, sourcePitch, destination, width, rows, alpha, beta); break;
-            case ActivationKind.Sigmoid: Rows<TVec, SigmoidFunction>(source, sourcePitch, destination, width, rows, alpha, beta); break;
-            case ActivationKind.Swish: Rows<TVec, SwishFunction>(source, sourcePitch, destination, width, rows, alpha, beta); break;
+            case ActivationKind.None: consumer.Run<IdentityFunction>(); break;
+            case ActivationKind.Relu: consumer.Run<ReluFunction>(); break;
+            case ActivationKind.Clip: consumer.Run<ClipFunction>(); break;
+            case ActivationKind.HardSigmoid: consumer.Run<HardSigmoidFunction>(); break;
+            case ActivationKind.HardSwish: consumer.Run<HardSwishFunction>(); break;
+            case ActivationKind.Sigmoid: consumer.Run<SigmoidFunction>(); break;
+            case ActivationKind.Swish: consumer.Run<SwishFunction>(); break;
             default: throw Unsupported(activation);
         }
+    }
+
+    private readonly struct RowsPass<TVec>(float* source, int sourcePitch, float* destination, int width, int rows, float alpha, float beta)
+        : IActivationConsumer where TVec : struct, IFloatVector<TVec>
+    {
+        public void Run<TFunction>() where TFunction : struct, IActivationFunction =>
+            Rows<TVec, TFunction>(source, sourcePitch, destination, width, rows, alpha, beta);
     }
 
     private static void Rows<TVec, TFunction>(float* source, int sourcePitch, float* destination, int width, int rows, float alpha, float beta)
@@ -73,6 +86,12 @@ internal static unsafe class ActivationPass
         for (; i + TVec.Count <= count; i += TVec.Count) TFunction.Apply(TVec.Load(source + i), alpha, beta).Store(destination + i);
         for (; i < count; i++) TFunction.Apply(Scalar.Broadcast(source[i]), alpha, beta).Store(destination + i);
     }
+}
+
+/// <summary>A kernel generic over the activation function; <see cref="ActivationPass.Dispatch"/> picks the function.</summary>
+internal interface IActivationConsumer
+{
+    void Run<TFunction>() where TFunction : struct, IActivationFunction;
 }
 
 /// <summary>One activation as a type, matching <see cref="VectorActivation.Apply"/> lane for lane.</summary>

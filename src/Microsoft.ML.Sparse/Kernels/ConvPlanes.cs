@@ -88,7 +88,7 @@ internal static unsafe class ConvPlanes
             if (stride == 1)
             {
                 // A single column phase: the row goes straight to its place between the (cleared) margins.
-                new ReadOnlySpan<float>(channel + (long)y * g.InWidth, g.InWidth).CopyTo(new Span<float>(destination + g.Pad.Left, g.InWidth));
+                CopyRow(channel + (long)y * g.InWidth, destination + g.Pad.Left, g.InWidth);
             }
             else if (stride == 2)
             {
@@ -106,6 +106,22 @@ internal static unsafe class ConvPlanes
                 SplitPhases(rowScratch, paddedWidth, stride, destination, phaseFloats);
             }
         }
+    }
+
+    /// <summary>
+    /// Copies a short row inline, widest vectors first: rows of late layers are 7-28 floats, where a call to the runtime's
+    /// memmove costs more than the copy. Writes exactly <paramref name="count"/> floats (the padding around them stays zero).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void CopyRow(float* from, float* to, int count)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= count; i += 16) Vector512.Load(from + i).Store(to + i);
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= count; i += 8) Vector256.Load(from + i).Store(to + i);
+        for (; i + 4 <= count; i += 4) Vector128.Load(from + i).Store(to + i);
+        for (; i < count; i++) to[i] = from[i];
     }
 
     /// <summary>General stride: plane q, column j = row[j * stride + q]; columns past the row are zero.</summary>
@@ -150,7 +166,23 @@ internal static unsafe class ConvPlanes
                 Avx2.Permute4x64(Avx.Shuffle(a, b, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle().Store(odd + i / 2);
             }
         }
-        for (; i < length; i++) (i % 2 == 0 ? even : odd)[i / 2] = row[i];
+        // SSE for the next 8 (rows of late layers are 14-56 floats, so the tail is most of the work there): within one
+        // 128-bit register Shuffle already yields the lanes in order.
+        if (Sse.IsSupported)
+        {
+            for (; i + 8 <= length; i += 8)
+            {
+                Vector128<float> a = Vector128.Load(row + i), b = Vector128.Load(row + i + 4);
+                Sse.Shuffle(a, b, 0b10_00_10_00).Store(even + i / 2);
+                Sse.Shuffle(a, b, 0b11_01_11_01).Store(odd + i / 2);
+            }
+        }
+        for (; i + 2 <= length; i += 2)
+        {
+            even[i / 2] = row[i];
+            odd[i / 2] = row[i + 1];
+        }
+        if (i < length) even[i / 2] = row[i];
     }
 
     /// <summary>
@@ -267,20 +299,65 @@ internal static unsafe class TapRow
     }
 
     /// <summary>
-    /// Four output channels at once (weights rows 0..3 are <paramref name="tapCount"/> apart, outputs <paramref name="outputStride"/> apart):
-    /// each loaded input vector feeds four FMAs; the ragged end as in <see cref="Run{TVec}"/>. Same per-output summation order.
+    /// Four output channels at once (weights rows 0..3 are <paramref name="tapCount"/> apart, outputs <paramref name="outputStride"/> apart),
+    /// with the activation fused into the store. Four vectors of each channel per step: each loaded input vector feeds four
+    /// FMAs and each weight broadcast four more, so loads stay at half the FMAs, and the 16 sums are independent chains.
+    /// The ragged end as in <see cref="Run{TVec}"/>; every output sums bias, then taps in order, as there.
     /// </summary>
-    public static void RunFour<TVec>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int width)
-        where TVec : struct, IFloatVector<TVec>
+    public static void RunFour<TVec, TFunction>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int width, float alpha, float beta)
+        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
-        int x = RunFourCore<TVec>(taps, tapCount, weights, bias, output, outputStride, 0, width);
+        int x = RunFourWide<TVec, TFunction>(taps, tapCount, weights, bias, output, outputStride, width, alpha, beta);
+        x = RunFourCore<TVec, TFunction>(taps, tapCount, weights, bias, output, outputStride, x, width, alpha, beta);
         if (x == width) return;
-        if (width >= TVec.Count) RunFourCore<TVec>(taps, tapCount, weights, bias, output, outputStride, width - TVec.Count, width);
-        else RunFourCore<Scalar>(taps, tapCount, weights, bias, output, outputStride, x, width);
+        if (width >= TVec.Count) RunFourCore<TVec, TFunction>(taps, tapCount, weights, bias, output, outputStride, width - TVec.Count, width, alpha, beta);
+        else RunFourCore<Scalar, TFunction>(taps, tapCount, weights, bias, output, outputStride, x, width, alpha, beta);
     }
 
-    private static int RunFourCore<TVec>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int x, int width)
-        where TVec : struct, IFloatVector<TVec>
+    private static int RunFourWide<TVec, TFunction>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int width, float alpha, float beta)
+        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
+    {
+        int n = TVec.Count, x = 0;
+        float* w1 = weights + tapCount, w2 = w1 + tapCount, w3 = w2 + tapCount;
+        for (; x + 4 * n <= width; x += 4 * n)
+        {
+            TVec a00 = TVec.Broadcast(bias[0]), a01 = a00, a02 = a00, a03 = a00;
+            TVec a10 = TVec.Broadcast(bias[1]), a11 = a10, a12 = a10, a13 = a10;
+            TVec a20 = TVec.Broadcast(bias[2]), a21 = a20, a22 = a20, a23 = a20;
+            TVec a30 = TVec.Broadcast(bias[3]), a31 = a30, a32 = a30, a33 = a30;
+            for (int t = 0; t < tapCount; t++)
+            {
+                float* source = taps[t] + x;
+                TVec v0 = TVec.Load(source), v1 = TVec.Load(source + n), v2 = TVec.Load(source + 2 * n), v3 = TVec.Load(source + 3 * n);
+                TVec w = TVec.Broadcast(weights[t]);
+                a00 = TVec.MultiplyAdd(v0, w, a00); a01 = TVec.MultiplyAdd(v1, w, a01); a02 = TVec.MultiplyAdd(v2, w, a02); a03 = TVec.MultiplyAdd(v3, w, a03);
+                w = TVec.Broadcast(w1[t]);
+                a10 = TVec.MultiplyAdd(v0, w, a10); a11 = TVec.MultiplyAdd(v1, w, a11); a12 = TVec.MultiplyAdd(v2, w, a12); a13 = TVec.MultiplyAdd(v3, w, a13);
+                w = TVec.Broadcast(w2[t]);
+                a20 = TVec.MultiplyAdd(v0, w, a20); a21 = TVec.MultiplyAdd(v1, w, a21); a22 = TVec.MultiplyAdd(v2, w, a22); a23 = TVec.MultiplyAdd(v3, w, a23);
+                w = TVec.Broadcast(w3[t]);
+                a30 = TVec.MultiplyAdd(v0, w, a30); a31 = TVec.MultiplyAdd(v1, w, a31); a32 = TVec.MultiplyAdd(v2, w, a32); a33 = TVec.MultiplyAdd(v3, w, a33);
+            }
+            StoreFour<TVec, TFunction>(output + x, n, a00, a01, a02, a03, alpha, beta);
+            StoreFour<TVec, TFunction>(output + outputStride + x, n, a10, a11, a12, a13, alpha, beta);
+            StoreFour<TVec, TFunction>(output + 2 * outputStride + x, n, a20, a21, a22, a23, alpha, beta);
+            StoreFour<TVec, TFunction>(output + 3 * outputStride + x, n, a30, a31, a32, a33, alpha, beta);
+        }
+        return x;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreFour<TVec, TFunction>(float* to, int step, TVec a0, TVec a1, TVec a2, TVec a3, float alpha, float beta)
+        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
+    {
+        TFunction.Apply(a0, alpha, beta).Store(to);
+        TFunction.Apply(a1, alpha, beta).Store(to + step);
+        TFunction.Apply(a2, alpha, beta).Store(to + 2 * step);
+        TFunction.Apply(a3, alpha, beta).Store(to + 3 * step);
+    }
+
+    private static int RunFourCore<TVec, TFunction>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int x, int width, float alpha, float beta)
+        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
         float* w1 = weights + tapCount, w2 = w1 + tapCount, w3 = w2 + tapCount;
         for (; x + TVec.Count <= width; x += TVec.Count)
@@ -294,10 +371,10 @@ internal static unsafe class TapRow
                 a2 = TVec.MultiplyAdd(v, TVec.Broadcast(w2[t]), a2);
                 a3 = TVec.MultiplyAdd(v, TVec.Broadcast(w3[t]), a3);
             }
-            a0.Store(output + x);
-            a1.Store(output + outputStride + x);
-            a2.Store(output + 2 * outputStride + x);
-            a3.Store(output + 3 * outputStride + x);
+            TFunction.Apply(a0, alpha, beta).Store(output + x);
+            TFunction.Apply(a1, alpha, beta).Store(output + outputStride + x);
+            TFunction.Apply(a2, alpha, beta).Store(output + 2 * outputStride + x);
+            TFunction.Apply(a3, alpha, beta).Store(output + 3 * outputStride + x);
         }
         return x;
     }

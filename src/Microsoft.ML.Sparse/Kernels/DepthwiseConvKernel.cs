@@ -1,28 +1,59 @@
+using System.Runtime.CompilerServices;
+
 namespace Microsoft.ML.Sparse.Kernels;
 
 /// <summary>
-/// Depthwise convolution (one filter per channel) over CHW, any kernel size, stride and explicit padding. Each channel is
-/// computed as one flat run over its phase planes (so narrow 14x14 / 7x7 planes still fill whole vectors), then the
-/// valid columns are copied out.
+/// Depthwise convolution (one filter per channel) over CHW, any kernel size, stride and explicit padding. Three paths:
+/// planes whose rows fill at most half a vector (7x7 under AVX-512) put channels in lanes (<see cref="DepthwiseLanesKernel"/>);
+/// 3x3 with strides 1-2 runs <see cref="Rows3x3{TVec}"/> over each channel's zero-padded phase planes (<see cref="ConvPlanes"/>,
+/// so borders need no special case): output rows straight from the planes, four per pass, activation fused; everything
+/// else (5x5, other strides) is one flat tap run per channel over its phase planes, then the valid columns are copied out.
 /// </summary>
 internal static unsafe class DepthwiseConvKernel
 {
     /// <summary>Scratch floats one call needs: one channel's phase planes and its flat (PhaseWidth-pitched) output, plus a vector of slack.</summary>
-    public static int ScratchFloats(in ConvGeometry g) => g.ScratchFloats(1) + g.OutHeight * g.PhaseWidth + 16;
+    public static int ScratchFloats(in ConvGeometry g) => Math.Max(g.ScratchFloats(1) + g.OutHeight * g.PhaseWidth + 16, DepthwiseLanesKernel.ScratchFloats(g));
 
     /// <summary>
     /// Channels [channelStart, channelEnd): <c>output[c] = activation(bias[c] + conv(input[c], weights[c]))</c>,
     /// weights <c>[C, KernelHeight, KernelWidth]</c>; <paramref name="scratch"/> holds <see cref="ScratchFloats"/> floats.
+    /// Every path sums an output as bias, then taps in (ky, kx) order, so all give the same bits.
     /// </summary>
     public static void Run<TVec>(float* input, float* output, float* weights, float* bias, in ConvGeometry g,
         int channelStart, int channelEnd, in Activation activation, float* scratch) where TVec : struct, IFloatVector<TVec>
     {
+        if (channelStart >= channelEnd) return;
+        if (DepthwiseLanesKernel.Supports<TVec>(g))
+        {
+            DepthwiseLanesKernel.Run<TVec>(input, output, weights, bias, g, channelStart, channelEnd, activation, scratch);
+            return;
+        }
+        // 3x3 rows between a half and a whole 512-bit vector wide (14x14): 256-bit rows beat a flat run plus the copy out
+        // (measured; 5x5 there is as fast flat).
+        if (TVec.Count == 16 && g.OutWidth >= 8 && g.OutWidth < 16 && g.KernelHeight == 3 && g.KernelWidth == 3)
+        {
+            Run<Float256>(input, output, weights, bias, g, channelStart, channelEnd, activation, scratch);
+            return;
+        }
+        ConvPlanes.Clear(scratch, g, 1, 0, g.PaddedHeight);
+        if (Rows3x3<TVec>.Supports(g))
+        {
+            var rows = new Rows3x3<TVec>(input, output, weights, bias, g, channelStart, channelEnd, activation, scratch);
+            ActivationPass.Dispatch(ref rows, activation);
+            return;
+        }
+
         int taps = g.Taps, outHeight = g.OutHeight, outWidth = g.OutWidth, pitch = g.PhaseWidth;
         float* rowScratch = scratch + g.PlaneFloats;
         float* flat = scratch + g.ScratchFloats(1);
         float** tapSources = stackalloc float*[taps];
         ConvPlanes.FillTaps(tapSources, scratch, g, 1);
-        ConvPlanes.Clear(scratch, g, 1, 0, g.PaddedHeight);
+        if (outWidth >= TVec.Count)
+        {
+            var rows = new RowsAnyKernel<TVec>(input, output, weights, bias, g, channelStart, channelEnd, activation, scratch, tapSources);
+            ActivationPass.Dispatch(ref rows, activation);
+            return;
+        }
         for (int c = channelStart; c < channelEnd; c++)
         {
             ConvPlanes.Build(input + (long)c * g.InHeight * g.InWidth, g, scratch, rowScratch, 0, g.PaddedHeight);
@@ -30,5 +61,247 @@ internal static unsafe class DepthwiseConvKernel
             // The activation moves the valid columns of each flat row into place.
             ActivationPass.ApplyRows<TVec>(flat, pitch, output + (long)c * outHeight * outWidth, outWidth, outHeight, activation);
         }
+    }
+
+    /// <summary>
+    /// Any kernel and stride (5x5, 7x7, ...) on planes at least a vector wide: output rows straight from the phase planes,
+    /// activation fused. Four output rows per pass share each tap's weight broadcast and give four independent FMA chains.
+    /// </summary>
+    private readonly struct RowsAnyKernel<TVec>(float* input, float* output, float* weights, float* bias, ConvGeometry g,
+        int channelStart, int channelEnd, Activation activation, float* scratch, float** tapSources) : IActivationConsumer
+        where TVec : struct, IFloatVector<TVec>
+    {
+        public void Run<TFunction>() where TFunction : struct, IActivationFunction
+        {
+            int taps = g.Taps, outHeight = g.OutHeight, outWidth = g.OutWidth, pitch = g.PhaseWidth;
+            float* rowScratch = scratch + g.PlaneFloats;
+            for (int c = channelStart; c < channelEnd; c++)
+            {
+                ConvPlanes.Build(input + (long)c * g.InHeight * g.InWidth, g, scratch, rowScratch, 0, g.PaddedHeight);
+                float* destination = output + (long)c * outHeight * outWidth;
+                int oy = 0;
+                for (; oy + 4 <= outHeight; oy += 4)
+                    FourRows<TFunction>(tapSources, taps, (long)oy * pitch, pitch, weights + (long)c * taps, bias[c], destination + (long)oy * outWidth, outWidth, activation.Alpha, activation.Beta);
+                for (; oy < outHeight; oy++)
+                    FourRows<TFunction>(tapSources, taps, (long)oy * pitch, pitch, weights + (long)c * taps, bias[c], destination + (long)oy * outWidth, outWidth, activation.Alpha, activation.Beta, rows: 1);
+            }
+        }
+
+        /// <summary>
+        /// Output rows <c>to + r * outWidth</c>, r &lt; <paramref name="rows"/> (4, or 1 for the last rows), reading tap t at
+        /// <c>taps[t] + rowOffset + r * pitch</c>.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static void FourRows<TFunction>(float** taps, int tapCount, long rowOffset, int pitch, float* weights, float bias, float* to, int outWidth,
+            float alpha, float beta, int rows = 4) where TFunction : struct, IActivationFunction
+        {
+            int n = TVec.Count;
+            if (rows == 1)
+            {
+                for (int x = 0; x < outWidth; x += n)
+                {
+                    int at = Math.Min(x, outWidth - n);
+                    TVec a = TVec.Broadcast(bias);
+                    for (int t = 0; t < tapCount; t++) a = TVec.MultiplyAdd(TVec.Load(taps[t] + rowOffset + at), TVec.Broadcast(weights[t]), a);
+                    TFunction.Apply(a, alpha, beta).Store(to + at);
+                }
+                return;
+            }
+            for (int x = 0; x < outWidth; x += n)
+            {
+                int at = Math.Min(x, outWidth - n);
+                TVec a0 = TVec.Broadcast(bias), a1 = a0, a2 = a0, a3 = a0;
+                for (int t = 0; t < tapCount; t++)
+                {
+                    float* source = taps[t] + rowOffset + at;
+                    TVec w = TVec.Broadcast(weights[t]);
+                    a0 = TVec.MultiplyAdd(TVec.Load(source), w, a0);
+                    a1 = TVec.MultiplyAdd(TVec.Load(source + pitch), w, a1);
+                    a2 = TVec.MultiplyAdd(TVec.Load(source + 2 * pitch), w, a2);
+                    a3 = TVec.MultiplyAdd(TVec.Load(source + 3 * pitch), w, a3);
+                }
+                TFunction.Apply(a0, alpha, beta).Store(to + at);
+                TFunction.Apply(a1, alpha, beta).Store(to + outWidth + at);
+                TFunction.Apply(a2, alpha, beta).Store(to + 2 * outWidth + at);
+                TFunction.Apply(a3, alpha, beta).Store(to + 3 * outWidth + at);
+            }
+        }
+    }
+
+    /// <summary>
+    /// 3x3 depthwise, strides 1 or 2 per axis, writing output rows straight from the phase planes with the activation fused.
+    /// Four output rows per pass: each loaded input vector feeds every output row whose window covers it (stride 1: 18
+    /// loads for 36 FMAs instead of 36), and the four accumulators are independent FMA chains. The ragged end of a row is
+    /// one more vector ending at the row's end (recomputing a few outputs to the same bits). Planes narrower than a vector
+    /// (14x14 under AVX-512) run as one flat row at the planes' pitch instead, then the valid columns are copied out.
+    /// </summary>
+    private readonly struct Rows3x3<TVec>(float* input, float* output, float* weights, float* bias, ConvGeometry g,
+        int channelStart, int channelEnd, Activation activation, float* scratch) : IActivationConsumer
+        where TVec : struct, IFloatVector<TVec>
+    {
+        public static bool Supports(in ConvGeometry g) =>
+            g.KernelHeight == 3 && g.KernelWidth == 3 && g.StrideHeight <= 2 && g.StrideWidth <= 2 &&
+            g.OutHeight * g.PhaseWidth >= TVec.Count;
+
+        public void Run<TFunction>() where TFunction : struct, IActivationFunction
+        {
+            int outHeight = g.OutHeight, outWidth = g.OutWidth, n = TVec.Count;
+            nint pitch = g.PhaseWidth, phaseFloats = g.PhaseFloats;
+            // Column taps kx = 1, 2: the odd column phase then the even one a column on (stride 2), or the next columns (stride 1).
+            var columns = new ColumnTaps(g.StrideWidth == 1 ? 1 : phaseFloats, g.StrideWidth == 1 ? 2 : 1);
+            // Padded row oy * sh + 1 (tap row ky = 1): the next row, or the odd row phase's row oy (stride 2).
+            nint oddRow = g.StrideHeight == 1 ? pitch : g.StrideWidth * phaseFloats;
+            float alpha = activation.Alpha, beta = activation.Beta;
+            // Padded rows ky = 0, 1, 2 of output row oy: oy * pitch plus 0, oddRow, and 2 * pitch (stride 1) or pitch (stride 2).
+            nint lastRow = g.StrideHeight == 1 ? 2 * pitch : pitch;
+            float* rowScratch = scratch + g.PlaneFloats, flat = scratch + g.ScratchFloats(1);
+            for (int c = channelStart; c < channelEnd; c++)
+            {
+                ConvPlanes.Build(input + (long)c * g.InHeight * g.InWidth, g, scratch, rowScratch, 0, g.PaddedHeight);
+                float* w = weights + 9L * c;
+                float bc = bias[c];
+                float* destination = output + (long)c * outHeight * outWidth;
+                if (outWidth < n)
+                {
+                    // Narrow plane: one flat run over all rows at the planes' pitch, then the valid columns moved into place.
+                    OneRow<TFunction>(scratch, oddRow, lastRow, columns, w, bc, flat, outHeight * (int)pitch, alpha, beta);
+                    ActivationPass.ApplyRows<TVec>(flat, (int)pitch, destination, outWidth, outHeight, default);
+                    continue;
+                }
+                int oy = 0;
+                for (; oy + 4 <= outHeight; oy += 4)
+                {
+                    float* rows = scratch + oy * pitch, to = destination + (long)oy * outWidth;
+                    if (g.StrideHeight == 1) FourRowsStride1<TFunction>(rows, pitch, columns, w, bc, to, outWidth, alpha, beta);
+                    else FourRowsStride2<TFunction>(rows, pitch, oddRow, columns, w, bc, to, outWidth, alpha, beta);
+                }
+                for (; oy < outHeight; oy++)
+                    OneRow<TFunction>(scratch + oy * pitch, oddRow, lastRow, columns, w, bc, destination + (long)oy * outWidth, outWidth, alpha, beta);
+            }
+        }
+
+        /// <summary>
+        /// One output row of <paramref name="width"/> (at least a vector): tap rows ky = 0, 1, 2 at <paramref name="rows"/>,
+        /// + <paramref name="oddRow"/> and + <paramref name="lastRow"/>.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static void OneRow<TFunction>(float* rows, nint oddRow, nint lastRow, ColumnTaps columns, float* weights, float bias, float* to, int width, float alpha, float beta)
+            where TFunction : struct, IActivationFunction
+        {
+            // The weights are broadcast into locals here: passed in as a struct they were re-read from the stack per FMA.
+            TVec w0 = TVec.Broadcast(weights[0]), w1 = TVec.Broadcast(weights[1]), w2 = TVec.Broadcast(weights[2]);
+            TVec w3 = TVec.Broadcast(weights[3]), w4 = TVec.Broadcast(weights[4]), w5 = TVec.Broadcast(weights[5]);
+            TVec w6 = TVec.Broadcast(weights[6]), w7 = TVec.Broadcast(weights[7]), w8 = TVec.Broadcast(weights[8]), b = TVec.Broadcast(bias);
+            for (int x = 0; x < width; x += TVec.Count)
+            {
+                int at = Math.Min(x, width - TVec.Count);
+                float* p = rows + at;
+                TVec a = Fma3(columns.Load(p), w0, w1, w2, b);
+                a = Fma3(columns.Load(p + oddRow), w3, w4, w5, a);
+                a = Fma3(columns.Load(p + lastRow), w6, w7, w8, a);
+                TFunction.Apply(a, alpha, beta).Store(to + at);
+            }
+        }
+
+        /// <summary>
+        /// Stride-1 rows: padded rows 0..5 from <paramref name="rows"/>, one pitch apart; output row r sums rows r, r+1, r+2.
+        /// Each stride has its own method (not inlined), so the JIT's inlining budget covers every helper in the loop.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static void FourRowsStride1<TFunction>(float* rows, nint pitch, ColumnTaps columns, float* weights, float bias, float* output, int outWidth, float alpha, float beta)
+            where TFunction : struct, IActivationFunction
+        {
+            // The weights are broadcast into locals here: passed in as a struct they were re-read from the stack per FMA.
+            TVec w0 = TVec.Broadcast(weights[0]), w1 = TVec.Broadcast(weights[1]), w2 = TVec.Broadcast(weights[2]);
+            TVec w3 = TVec.Broadcast(weights[3]), w4 = TVec.Broadcast(weights[4]), w5 = TVec.Broadcast(weights[5]);
+            TVec w6 = TVec.Broadcast(weights[6]), w7 = TVec.Broadcast(weights[7]), w8 = TVec.Broadcast(weights[8]), b = TVec.Broadcast(bias);
+            for (int x = 0; x < outWidth; x += TVec.Count)
+            {
+                int at = Math.Min(x, outWidth - TVec.Count);
+                float* p = rows + at, to = output + at;
+                Row3 v = columns.Load(p);
+                TVec a0 = Fma3(v, w0, w1, w2, b);
+                v = columns.Load(p += pitch);
+                a0 = Fma3(v, w3, w4, w5, a0);
+                TVec a1 = Fma3(v, w0, w1, w2, b);
+                v = columns.Load(p += pitch);
+                a0 = Fma3(v, w6, w7, w8, a0);
+                a1 = Fma3(v, w3, w4, w5, a1);
+                TVec a2 = Fma3(v, w0, w1, w2, b);
+                v = columns.Load(p += pitch);
+                a1 = Fma3(v, w6, w7, w8, a1);
+                a2 = Fma3(v, w3, w4, w5, a2);
+                TVec a3 = Fma3(v, w0, w1, w2, b);
+                v = columns.Load(p += pitch);
+                a2 = Fma3(v, w6, w7, w8, a2);
+                a3 = Fma3(v, w3, w4, w5, a3);
+                v = columns.Load(p + pitch);
+                a3 = Fma3(v, w6, w7, w8, a3);
+                Store<TFunction>(a0, a1, a2, a3, to, outWidth, alpha, beta);
+            }
+        }
+
+        /// <summary>
+        /// Stride-2 rows: padded row 2j is row j of the even row phase (from <paramref name="rows"/>), 2j + 1 row j of the odd one
+        /// (<paramref name="oddRow"/> further); output row r sums padded rows 2r, 2r+1, 2r+2.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static void FourRowsStride2<TFunction>(float* rows, nint pitch, nint oddRow, ColumnTaps columns, float* weights, float bias, float* output, int outWidth, float alpha, float beta)
+            where TFunction : struct, IActivationFunction
+        {
+            // The weights are broadcast into locals here: passed in as a struct they were re-read from the stack per FMA.
+            TVec w0 = TVec.Broadcast(weights[0]), w1 = TVec.Broadcast(weights[1]), w2 = TVec.Broadcast(weights[2]);
+            TVec w3 = TVec.Broadcast(weights[3]), w4 = TVec.Broadcast(weights[4]), w5 = TVec.Broadcast(weights[5]);
+            TVec w6 = TVec.Broadcast(weights[6]), w7 = TVec.Broadcast(weights[7]), w8 = TVec.Broadcast(weights[8]), b = TVec.Broadcast(bias);
+            for (int x = 0; x < outWidth; x += TVec.Count)
+            {
+                int at = Math.Min(x, outWidth - TVec.Count);
+                float* p = rows + at, to = output + at;
+                TVec a0 = Fma3(columns.Load(p), w0, w1, w2, b);
+                a0 = Fma3(columns.Load(p + oddRow), w3, w4, w5, a0);
+                Row3 v = columns.Load(p += pitch);
+                a0 = Fma3(v, w6, w7, w8, a0);
+                TVec a1 = Fma3(v, w0, w1, w2, b);
+                a1 = Fma3(columns.Load(p + oddRow), w3, w4, w5, a1);
+                v = columns.Load(p += pitch);
+                a1 = Fma3(v, w6, w7, w8, a1);
+                TVec a2 = Fma3(v, w0, w1, w2, b);
+                a2 = Fma3(columns.Load(p + oddRow), w3, w4, w5, a2);
+                v = columns.Load(p += pitch);
+                a2 = Fma3(v, w6, w7, w8, a2);
+                TVec a3 = Fma3(v, w0, w1, w2, b);
+                a3 = Fma3(columns.Load(p + oddRow), w3, w4, w5, a3);
+                a3 = Fma3(columns.Load(p + pitch), w6, w7, w8, a3);
+                Store<TFunction>(a0, a1, a2, a3, to, outWidth, alpha, beta);
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Store<TFunction>(TVec a0, TVec a1, TVec a2, TVec a3, float* to, int outWidth, float alpha, float beta)
+            where TFunction : struct, IActivationFunction
+        {
+            TFunction.Apply(a0, alpha, beta).Store(to);
+            TFunction.Apply(a1, alpha, beta).Store(to + outWidth);
+            TFunction.Apply(a2, alpha, beta).Store(to + 2 * outWidth);
+            TFunction.Apply(a3, alpha, beta).Store(to + 3 * outWidth);
+        }
+
+        /// <summary>The three column taps (kx = 0, 1, 2) of one padded row at one output vector.</summary>
+        private readonly struct Row3(TVec left, TVec middle, TVec right)
+        {
+            public readonly TVec Left = left, Middle = middle, Right = right;
+        }
+
+        /// <summary>Where column taps kx = 1 and 2 sit relative to kx = 0 in the phase planes.</summary>
+        private readonly struct ColumnTaps(nint middle, nint right)
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            public Row3 Load(float* p) => new(TVec.Load(p), TVec.Load(p + middle), TVec.Load(p + right));
+        }
+
+        /// <summary><paramref name="sum"/> plus one tap row (kx = 0, 1, 2 in order) of <paramref name="v"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static TVec Fma3(in Row3 v, TVec w0, TVec w1, TVec w2, TVec sum) =>
+            TVec.MultiplyAdd(v.Right, w2, TVec.MultiplyAdd(v.Middle, w1, TVec.MultiplyAdd(v.Left, w0, sum)));
     }
 }

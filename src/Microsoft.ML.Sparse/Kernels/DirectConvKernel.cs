@@ -32,17 +32,28 @@ internal static unsafe class DirectConvKernel
         float** tapRows = stackalloc float*[taps];
         ConvPlanes.FillTaps(tapRows, scratch, g, inChannels);
         ConvPlanes.Advance(tapRows, taps, (long)rowStart * g.PhaseWidth);
-        for (int oy = rowStart; oy < rowEnd; oy++, ConvPlanes.Advance(tapRows, taps, g.PhaseWidth))
+        var rows = new OutputRows<TVec>(tapRows, taps, weights, bias, output, outChannels, outWidth, outputPlane, g.PhaseWidth, rowStart, rowEnd, activation);
+        ActivationPass.Dispatch(ref rows, activation);
+    }
+
+    /// <summary>The output rows of every output channel, four channels at a time with the activation fused; the odd channels after.</summary>
+    private readonly struct OutputRows<TVec>(float** tapRows, int taps, float* weights, float* bias, float* output, int outChannels, int outWidth,
+        long outputPlane, int pitch, int rowStart, int rowEnd, Activation activation) : IActivationConsumer where TVec : struct, IFloatVector<TVec>
+    {
+        public void Run<TFunction>() where TFunction : struct, IActivationFunction
         {
-            int oc = 0;
-            for (; oc + 4 <= outChannels; oc += 4)
-                TapRow.RunFour<TVec>(tapRows, taps, weights + (long)oc * taps, bias + oc, output + oc * outputPlane + (long)oy * outWidth, outputPlane, outWidth);
-            for (; oc < outChannels; oc++)
-                TapRow.Run<TVec>(tapRows, taps, weights + (long)oc * taps, bias[oc], output + oc * outputPlane + (long)oy * outWidth, outWidth);
-            for (oc = 0; oc < outChannels; oc++)
+            float alpha = activation.Alpha, beta = activation.Beta;
+            for (int oy = rowStart; oy < rowEnd; oy++, ConvPlanes.Advance(tapRows, taps, pitch))
             {
-                float* row = output + oc * outputPlane + (long)oy * outWidth;
-                ActivationPass.Apply<TVec>(row, row, outWidth, activation);
+                int oc = 0;
+                for (; oc + 4 <= outChannels; oc += 4)
+                    TapRow.RunFour<TVec, TFunction>(tapRows, taps, weights + (long)oc * taps, bias + oc, output + oc * outputPlane + (long)oy * outWidth, outputPlane, outWidth, alpha, beta);
+                for (; oc < outChannels; oc++)
+                {
+                    float* row = output + oc * outputPlane + (long)oy * outWidth;
+                    TapRow.Run<TVec>(tapRows, taps, weights + (long)oc * taps, bias[oc], row, outWidth);
+                    ActivationPass.Apply<TVec>(row, row, outWidth, activation);
+                }
             }
         }
     }

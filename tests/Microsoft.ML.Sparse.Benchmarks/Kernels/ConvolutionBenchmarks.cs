@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Columns;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Jobs;
 
@@ -42,7 +43,7 @@ public class DepthwiseBenchmarks : ConvolutionBenchmarkBase
 {
     private sealed class Config : ManualConfig
     {
-        public Config() => AddColumn(new GflopsColumn());
+        public Config() => AddColumn(new GflopsColumn(), StatisticColumn.Min);
     }
 
     /// <summary>"channels x size, kernel, stride".</summary>
@@ -67,7 +68,7 @@ public class FirstLayerConvBenchmarks : ConvolutionBenchmarkBase
 {
     private sealed class Config : ManualConfig
     {
-        public Config() => AddColumn(new GflopsColumn());
+        public Config() => AddColumn(new GflopsColumn(), StatisticColumn.Min);
     }
 
     [Params(224)]

@@ -35,6 +35,70 @@ public sealed class ConvolutionKernelTests
             CheckDepthwise(random, channels: 4, height: kernel - 1 + width % 3, width, kernel, stride, new Padding(kernel / 2, kernel / 2, kernel / 2 - width % 2, kernel / 2));
     }
 
+    /// <summary>
+    /// The row-blocked 3x3 path (four output rows per pass, rows at least a vector wide): output heights 1..9 cover every
+    /// remainder of the four-row block, widths 1..40 every vector remainder, with asymmetric padding and mixed strides.
+    /// </summary>
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2, 2)]
+    [InlineData(1, 2)]
+    [InlineData(2, 1)]
+    public void Depthwise3x3_MatchesReference_ForEveryRowBlockRemainder(int strideHeight, int strideWidth)
+    {
+        var random = new Random(200 + strideHeight * 10 + strideWidth);
+        for (int outWidth = 1; outWidth <= 40; outWidth++)
+        {
+            int outHeight = 1 + outWidth % 9;
+            var pad = new Padding(outWidth % 3, (outWidth / 3) % 3, (outWidth / 9) % 3, (outWidth + 1) % 3);
+            // The smallest plane giving these output sizes under this padding.
+            int height = Math.Max(1, (outHeight - 1) * strideHeight + 3 - pad.Top - pad.Bottom);
+            int width = Math.Max(1, (outWidth - 1) * strideWidth + 3 - pad.Left - pad.Right);
+            var builder = new SparseNetworkBuilder(2, height, width);
+            float[] w = ScalarReference.Random(random, 2 * 9), b = ScalarReference.Random(random, 2), input = ScalarReference.Random(random, builder.Input.Length);
+            TensorHandle y = builder.DepthwiseConv(builder.Input, w, b, 3, 3, strideHeight, strideWidth, pad, Activation.Relu6);
+            float[] expected = ScalarReference.Conv(input, 2, height, width, w, b, 2, 3, 3, strideHeight, strideWidth, pad, 2, Activation.Relu6);
+            Assert.Equal(outHeight * outWidth * 2, expected.Length);
+            CheckEveryWidthAndThreadCount(builder, y, input, expected, $"depthwise 3x3 s{strideHeight}x{strideWidth} {height}x{width} {pad}");
+        }
+    }
+
+    /// <summary>Every SIMD width and thread count against <paramref name="expected"/>; 2 threads bitwise equal to 1.</summary>
+    private static void CheckEveryWidthAndThreadCount(SparseNetworkBuilder builder, TensorHandle y, float[] input, float[] expected, string what)
+    {
+        foreach (SimdWidth width in SimdSupport.Available)
+        {
+            float[]? singleThreaded = null;
+            foreach (int threads in EngineAssert.ThreadCounts)
+            {
+                float[] actual = EngineAssert.Run(builder, y, input, new SparseNetworkOptions { Threads = threads, MaxSimdWidth = width });
+                EngineAssert.Close(expected, actual, 1e-5, $"{what}, {width}, {threads} thread(s)");
+                singleThreaded ??= actual;
+                Assert.True(singleThreaded.AsSpan().SequenceEqual(actual), $"{what}, {width}: {threads} threads differ bitwise from 1 thread.");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Small planes (the channels-in-lanes path under wide vectors): 37 channels give full and partial lane blocks, and
+    /// two threads start blocks at other channels; 3x3 and 5x5, strides 1 and 2, asymmetric padding, planes 1..9 wide.
+    /// </summary>
+    [Theory]
+    [InlineData(3, 1)]
+    [InlineData(3, 2)]
+    [InlineData(5, 1)]
+    [InlineData(5, 2)]
+    public void Depthwise_SmallPlanes_MatchReference_AcrossLaneBlocks(int kernel, int stride)
+    {
+        var random = new Random(300 + kernel * 10 + stride);
+        for (int size = 1; size <= 9; size++)
+        {
+            var pad = new Padding(size % 3, (size + 1) % 3, kernel / 2, (size / 2) % 3);
+            int height = Math.Max(size, kernel - pad.Top - pad.Bottom), width = Math.Max(size + 1, kernel - pad.Left - pad.Right);
+            CheckDepthwise(random, channels: 37, height, width, kernel, stride, pad);
+        }
+    }
+
     [Fact]
     public void Depthwise_HandlesRectangularKernelsAndStrides()
     {
@@ -44,9 +108,7 @@ public sealed class ConvolutionKernelTests
         TensorHandle y = twin.Engine.DepthwiseConv(twin.Input, w, b, 2, 4, 1, 3, new Padding(1, 0, 0, 2), Activation.Relu);
         float[] input = ScalarReference.Random(random, twin.Input.Length);
         float[] expected = ScalarReference.Conv(input, 5, 13, 21, w, b, 5, 2, 4, 1, 3, new Padding(1, 0, 0, 2), 5, Activation.Relu);
-        foreach (SimdWidth width in SimdSupport.Available)
-            foreach (int threads in EngineAssert.ThreadCounts)
-                EngineAssert.Close(expected, EngineAssert.Run(twin.Engine, y, input, new SparseNetworkOptions { Threads = threads, MaxSimdWidth = width }), 1e-5, $"{width}/{threads}");
+        CheckEveryWidthAndThreadCount(twin.Engine, y, input, expected, "depthwise 2x4 s1x3");
     }
 
     /// <summary>The first layer: 3x3 stride 2 over 3 channels with every padding, plus Cin 1 and 4 and 5x5 / stride 1.</summary>
