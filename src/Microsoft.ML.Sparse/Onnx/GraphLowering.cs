@@ -213,6 +213,9 @@ internal sealed class GraphLowering
             throw _file.Invalid($"node '{OnnxModelFile.NodeName(node)}' (Conv): bias {bias} does not match {outChannels} output channels.");
 
         long[] strides = attributes.Ints("strides", 2, 1);
+        // Checked as longs: a cast of 2^31 - 1 or 2^32 + 1 to int would overflow the kernels' row arithmetic or wrap silently.
+        if (strides.Any(stride => stride < 1 || stride > MaxConvExtent) || attributes.Ints("pads") is { } declaredPads && declaredPads.Any(pad => pad > MaxConvExtent))
+            throw Unsupported(node, $"strides [{string.Join(",", strides)}] or pads [{string.Join(",", attributes.Ints("pads") ?? [])}] are out of range; supported: strides 1 to {MaxConvExtent}, pads 0 to {MaxConvExtent}.");
         var padding = ConvPadding(node, attributes, x, kernelHeight, kernelWidth, (int)strides[0], (int)strides[1]);
         int outHeight = OutputSize(node, x.Height, padding.Top + padding.Bottom, kernelHeight, (int)strides[0]);
         int outWidth = OutputSize(node, x.Width, padding.Left + padding.Right, kernelWidth, (int)strides[1]);
@@ -226,6 +229,9 @@ internal sealed class GraphLowering
         layer.Weights = (float[])weights.Floats!.Clone();
         layer.Bias = bias is null ? new float[outChannels] : (float[])bias.AsFloats().Clone();
     }
+
+    /// <summary>Largest stride or pad of a convolution: far above any real model, far below int overflow in the kernels' index arithmetic.</summary>
+    private const int MaxConvExtent = 1 << 16;
 
     private Padding ConvPadding(NodeProto node, NodeAttributes attributes, ValueShape x, int kernelHeight, int kernelWidth, int strideHeight, int strideWidth)
     {

@@ -70,4 +70,28 @@ public sealed class FuzzRegressionTests
         var error = Load<UnsupportedOnnxModelException>(model);
         Assert.Contains("perm", error.Message);
     }
+
+    [Theory]
+    [InlineData("strides", int.MaxValue)]
+    [InlineData("strides", 1L << 32)]
+    [InlineData("pads", 1L << 32)]
+    public void ConvStridesOrPadsBeyondInt_AreUnsupported(string attribute, long value)
+    {
+        // strides 2^31 - 1 on the stem crashed the process (AccessViolationException in the direct convolution: the row
+        // arithmetic overflowed); 2^32 + small values were cast to int and wrapped silently.
+        var model = TinyModel();
+        var stem = model.Graph.Node.First(n => n.OpType == "Conv");
+        var values = stem.Attribute.First(a => a.Name == attribute).Ints;
+        values[0] = value;
+        var error = Load<UnsupportedOnnxModelException>(model);
+        Assert.Contains("out of range", error.Message);
+    }
+
+    [Fact]
+    public void BuilderConvWithAStrideBeyondTheInput_ThrowsArgumentException()
+    {
+        var builder = new SparseNetworkBuilder(3, 8, 8);
+        var error = Assert.Throws<ArgumentException>(() => builder.Conv(builder.Input, new float[4 * 3 * 9], [], 4, 3, 3, strideHeight: int.MaxValue, strideWidth: 1));
+        Assert.Contains("stride", error.Message);
+    }
 }
