@@ -213,7 +213,12 @@ internal sealed class GraphLowering
             throw _file.Invalid($"node '{OnnxModelFile.NodeName(node)}' (Conv): bias {bias} does not match {outChannels} output channels.");
 
         long[] strides = attributes.Ints("strides", 2, 1);
+        // Checked as longs: a cast of 2^31 - 1 or 2^32 + 1 to int would overflow the kernels' row arithmetic or wrap silently.
+        if (strides.Any(stride => stride < 1 || stride > MaxConvExtent) || attributes.Ints("pads") is { } declaredPads && declaredPads.Any(pad => pad > MaxConvExtent))
+            throw Unsupported(node, $"strides [{string.Join(",", strides)}] or pads [{string.Join(",", attributes.Ints("pads") ?? [])}] are out of range; supported: strides 1 to {MaxConvExtent}, pads 0 to {MaxConvExtent}.");
         var padding = ConvPadding(node, attributes, x, kernelHeight, kernelWidth, (int)strides[0], (int)strides[1]);
+        // A stride beyond the padded input reads only position 0, exactly as a stride of the padded size does (the engine's limit).
+        strides = [Math.Min(strides[0], x.Height + (long)padding.Top + padding.Bottom), Math.Min(strides[1], x.Width + (long)padding.Left + padding.Right)];
         int outHeight = OutputSize(node, x.Height, padding.Top + padding.Bottom, kernelHeight, (int)strides[0]);
         int outWidth = OutputSize(node, x.Width, padding.Left + padding.Right, kernelWidth, (int)strides[1]);
         var layer = Emit(node, LayerKind.Conv, [inputs[0]], new ValueShape(outChannels, outHeight, outWidth));
@@ -226,6 +231,9 @@ internal sealed class GraphLowering
         layer.Weights = (float[])weights.Floats!.Clone();
         layer.Bias = bias is null ? new float[outChannels] : (float[])bias.AsFloats().Clone();
     }
+
+    /// <summary>Largest stride or pad of a convolution: far above any real model, far below int overflow in the kernels' index arithmetic.</summary>
+    private const int MaxConvExtent = 1 << 16;
 
     private Padding ConvPadding(NodeProto node, NodeAttributes attributes, ValueShape x, int kernelHeight, int kernelWidth, int strideHeight, int strideWidth)
     {
@@ -411,7 +419,7 @@ internal sealed class GraphLowering
         }
         if (pads.Length != 8)
             throw _file.Invalid($"node '{OnnxModelFile.NodeName(node)}' (Pad): {pads.Length} pads for a rank-4 tensor.");
-        if (mode != "constant" || value != 0f || pads.Any(p => p < 0) || pads[0] != 0 || pads[1] != 0 || pads[4] != 0 || pads[5] != 0)
+        if (mode != "constant" || value != 0f || pads.Any(p => p < 0 || p > MaxConvExtent) || pads[0] != 0 || pads[1] != 0 || pads[4] != 0 || pads[5] != 0)
             throw Unsupported(node, $"mode '{mode}', value {value}, pads [{string.Join(",", pads)}] are not supported; supported: constant zero padding of H and W (NCHW).");
         var padding = new Padding((int)pads[2], (int)pads[3], (int)pads[6], (int)pads[7]);
         var layer = Emit(node, LayerKind.Pad, [inputs[0]],

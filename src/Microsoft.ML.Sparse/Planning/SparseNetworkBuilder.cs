@@ -206,6 +206,9 @@ public sealed class SparseNetworkBuilder
         var g = new ConvGeometry(x.Height, x.Width, kernelHeight, kernelWidth, strideHeight, strideWidth, padding);
         if (g.PaddedHeight < kernelHeight || g.PaddedWidth < kernelWidth)
             throw new ArgumentException($"Layer '{layer}': kernel {kernelHeight}x{kernelWidth} is larger than the padded input {Format(x)} with {padding}.");
+        // A stride beyond the padded input only ever reads position 0, and its row arithmetic (output row x stride) overflows int.
+        if (strideHeight > g.PaddedHeight || strideWidth > g.PaddedWidth)
+            throw new ArgumentException($"Layer '{layer}': stride {strideHeight}x{strideWidth} is larger than the padded input {Format(x)} with {padding}.");
         return g;
     }
 

@@ -1,5 +1,6 @@
 using Google.Protobuf;
 using Microsoft.ML.Sparse.Onnx.Schema;
+using Microsoft.ML.Sparse.Onnx.Synthetic;
 using Microsoft.ML.Sparse.Tests.Onnx;
 
 namespace Microsoft.ML.Sparse.Tests.Reliability;
@@ -69,5 +70,59 @@ public sealed class FuzzRegressionTests
         perm.Ints[1] = axis;
         var error = Load<UnsupportedOnnxModelException>(model);
         Assert.Contains("perm", error.Message);
+    }
+
+    [Theory]
+    [InlineData("strides", int.MaxValue)]
+    [InlineData("strides", 1L << 32)]
+    [InlineData("pads", 1L << 32)]
+    public void ConvStridesOrPadsBeyondInt_AreUnsupported(string attribute, long value)
+    {
+        // strides 2^31 - 1 on the stem crashed the process (AccessViolationException in the direct convolution: the row
+        // arithmetic overflowed); 2^32 + small values were cast to int and wrapped silently.
+        var model = TinyModel();
+        var stem = model.Graph.Node.First(n => n.OpType == "Conv");
+        var values = stem.Attribute.First(a => a.Name == attribute).Ints;
+        values[0] = value;
+        var error = Load<UnsupportedOnnxModelException>(model);
+        Assert.Contains("out of range", error.Message);
+    }
+
+    [Fact]
+    public void BuilderConvWithAStrideBeyondTheInput_ThrowsArgumentException()
+    {
+        var builder = new SparseNetworkBuilder(3, 8, 8);
+        var error = Assert.Throws<ArgumentException>(() => builder.Conv(builder.Input, new float[4 * 3 * 9], [], 4, 3, 3, strideHeight: int.MaxValue, strideWidth: 1));
+        Assert.Contains("stride", error.Message);
+    }
+
+    [Fact]
+    public void APadBeyondInt_IsUnsupported()
+    {
+        // 2^32 + 1 was cast to int and padded by 1 row without a word.
+        var model = new TinyOnnx(9, 1, 4, 6, 6);
+        string padded = model.Builder.Node("Pad", ["x"], "pad1", OnnxGraphBuilder.Ints("pads", 0, 0, (1L << 32) + 1, 1, 0, 0, 1, 1));
+        var error = Assert.Throws<UnsupportedOnnxModelException>(() => SparseModel.Load(model.ToBytes(model.Conv(padded, 4, 8, 3)), null, TestContext.Current.CancellationToken));
+        Assert.Contains("pad1", error.Message);
+    }
+
+    [Fact]
+    public void AConvStrideBeyondThePaddedInput_ScoresLikeTheLargestUsefulStride()
+    {
+        // Valid ONNX (output 1x1); the builder refuses such strides, so the importer clamps them to the padded size.
+        float[] Score(long stride)
+        {
+            var model = TinyModel();
+            var depthwise = model.Graph.Node.Where(n => n.OpType == "Conv").ElementAt(5);
+            depthwise.Attribute.First(a => a.Name == "strides").Ints[0] = stride;
+            var loaded = SparseModel.Load(model.ToByteArray(), new SparseModelOptions { Threads = 1 }, TestContext.Current.CancellationToken);
+            using var workspace = loaded.CreateWorkspace();
+            var input = new float[loaded.InputLength];
+            for (int i = 0; i < input.Length; i++) input[i] = MathF.Sin(i);
+            var scores = new float[loaded.OutputLength];
+            loaded.Run(input, scores, workspace);
+            return scores;
+        }
+        Assert.Equal(Score(1000), Score(20));
     }
 }
