@@ -32,7 +32,7 @@ internal static class Program
         plot.XLabel("1x1 weights pruned (%)");
         plot.YLabel("median latency (ms)");
         plot.Axes.SetLimitsY(0, rows.Max(r => r.MedianMs) * 1.1);
-        plot.ShowLegend(ScottPlot.Alignment.UpperRight);
+        plot.ShowLegend(ScottPlot.Alignment.LowerLeft); // the low-latency, low-sparsity corner is empty
         plot.SavePng(args[1], 1000, 600);
         Console.WriteLine($"wrote {args[1]}");
         return 0;
