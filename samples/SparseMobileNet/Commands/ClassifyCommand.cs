@@ -118,6 +118,17 @@ internal static class ClassifyCommand
         return mlContext.Data.Cache(mlContext.Transforms.DropColumns("image").Fit(extracted).Transform(extracted));
     }
 
+    /// <summary>
+    /// Runs <paramref name="predict"/> until the JIT has moved the hot code to its optimised tier (tiered compilation
+    /// recompiles a method after 30 calls, in the background, ~100 ms later): at least 40 calls and half a second.
+    /// Without it a short image list would time the engine's first-tier code.
+    /// </summary>
+    private static void WarmUp(Action predict)
+    {
+        long start = Stopwatch.GetTimestamp();
+        for (int calls = 0; calls < 40 || Stopwatch.GetElapsedTime(start).TotalMilliseconds < 500; calls++) predict();
+    }
+
     /// <summary>Scores every image with one PredictionEngine (after a warm-up), timing each as the median of a few runs.</summary>
     private static (float[][] Scores, double[] Milliseconds) ScoreEach(MLContext mlContext, IEstimator<ITransformer> scorer, IDataView pixels, SparseModel model)
     {
@@ -132,7 +143,7 @@ internal static class ClassifyCommand
 
         var inputs = mlContext.Data.CreateEnumerable<PixelInput>(pixels, reuseRowObject: false).ToArray();
         var output = new ScoreOutput();
-        engine.Predict(inputs[0], ref output);
+        WarmUp(() => engine.Predict(inputs[0], ref output));
         var scores = new float[inputs.Length][];
         var milliseconds = new double[inputs.Length];
         var runs = new double[TimedRepeats];
