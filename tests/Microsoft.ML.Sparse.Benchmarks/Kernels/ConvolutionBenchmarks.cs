@@ -43,7 +43,7 @@ public class DepthwiseBenchmarks : ConvolutionBenchmarkBase
 {
     private sealed class Config : ManualConfig
     {
-        public Config() => AddColumn(new GflopsColumn(), StatisticColumn.Min);
+        public Config() => AddColumn(new GflopsColumn(GflopsColumn.FromMacCount), StatisticColumn.Min);
     }
 
     /// <summary>"channels x size, kernel, stride".</summary>
@@ -68,7 +68,7 @@ public class FirstLayerConvBenchmarks : ConvolutionBenchmarkBase
 {
     private sealed class Config : ManualConfig
     {
-        public Config() => AddColumn(new GflopsColumn(), StatisticColumn.Min);
+        public Config() => AddColumn(new GflopsColumn(GflopsColumn.FromMacCount), StatisticColumn.Min);
     }
 
     [Params(224)]

@@ -11,29 +11,38 @@ public interface IMacCount
     long Macs { get; }
 }
 
-/// <summary>Adds "GFLOP/s" (2 x MACs / mean time) for benchmarks implementing <see cref="IMacCount"/>.</summary>
-public sealed class GflopsColumn : IColumn
+/// <summary>
+/// "GFLOP/s": 2 x the multiply-accumulates <paramref name="macs"/> counts for a case, over its mean time or, with
+/// <paramref name="fastest"/>, over its fastest iteration (useful on a shared machine).
+/// </summary>
+public sealed class GflopsColumn(Func<BenchmarkCase, double> macs, bool fastest = false) : IColumn
 {
-    public string Id => nameof(GflopsColumn);
-    public string ColumnName => "GFLOP/s";
+    /// <summary>Multiply-accumulates of a benchmark implementing <see cref="IMacCount"/>, recreated with the case's parameters.</summary>
+    public static double FromMacCount(BenchmarkCase benchmarkCase)
+    {
+        var instance = (IMacCount)Activator.CreateInstance(benchmarkCase.Descriptor.Type)!;
+        foreach (var parameter in benchmarkCase.Parameters.Items)
+            benchmarkCase.Descriptor.Type.GetProperty(parameter.Name)?.SetValue(instance, parameter.Value);
+        return instance.Macs;
+    }
+
+    public string Id => nameof(GflopsColumn) + (fastest ? "Best" : "Mean");
+    public string ColumnName => fastest ? "GFLOP/s best" : "GFLOP/s";
     public bool AlwaysShow => true;
     public ColumnCategory Category => ColumnCategory.Custom;
     public int PriorityInCategory => 0;
     public bool IsNumeric => true;
     public UnitType UnitType => UnitType.Dimensionless;
-    public string Legend => "2 x dense multiply-accumulates per second / 1e9";
+    public string Legend => $"2 x multiply-accumulates / {(fastest ? "fastest iteration" : "mean time")}, in 1e9 per second";
     public bool IsAvailable(Summary summary) => true;
     public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
     public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
 
     public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
     {
-        double? meanNs = summary[benchmarkCase]?.ResultStatistics?.Mean;
-        if (meanNs is not > 0) return "-";
-        // Recreate the benchmark with this case's parameters to ask for its MAC count.
-        var instance = (IMacCount)Activator.CreateInstance(benchmarkCase.Descriptor.Type)!;
-        foreach (var parameter in benchmarkCase.Parameters.Items)
-            benchmarkCase.Descriptor.Type.GetProperty(parameter.Name)?.SetValue(instance, parameter.Value);
-        return (2.0 * instance.Macs / meanNs.Value).ToString("F1", System.Globalization.CultureInfo.InvariantCulture);
+        var statistics = summary[benchmarkCase]?.ResultStatistics;
+        double? nanoseconds = fastest ? statistics?.Min : statistics?.Mean;
+        if (nanoseconds is not > 0) return "-";
+        return (2.0 * macs(benchmarkCase) / nanoseconds.Value).ToString("F1", System.Globalization.CultureInfo.InvariantCulture);
     }
 }

@@ -117,39 +117,22 @@ public unsafe class PointwiseBenchmarks
         return memory;
     }
 
-    /// <summary>Adds the GFLOP/s column.</summary>
+    /// <summary>Adds the GFLOP/s columns (mean and fastest iteration).</summary>
     private sealed class GflopsConfig : ManualConfig
     {
-        public GflopsConfig() => AddColumn(new GflopsColumn(fastest: false), new GflopsColumn(fastest: true));
+        public GflopsConfig() => AddColumn(new GflopsColumn(UsefulMacs), new GflopsColumn(UsefulMacs, fastest: true));
     }
 
-    /// <summary>Useful GFLOP/s of a case: 2 x multiply-accumulates that W's nonzeros (or the whole dense W) need, per mean or fastest time.</summary>
-    private sealed class GflopsColumn(bool fastest) : IColumn
+    /// <summary>Useful multiply-accumulates of a case: W's nonzeros (or the whole dense W) x pixels.</summary>
+    private static double UsefulMacs(BenchmarkCase benchmarkCase)
     {
-        public string Id => nameof(GflopsColumn) + (fastest ? "Best" : "Mean");
-        public string ColumnName => fastest ? "GFLOP/s best" : "GFLOP/s";
-        public bool AlwaysShow => true;
-        public ColumnCategory Category => ColumnCategory.Custom;
-        public int PriorityInCategory => 0;
-        public bool IsNumeric => true;
-        public UnitType UnitType => UnitType.Dimensionless;
-        public string Legend => $"Useful GFLOP/s: 2 x nonzeros (dense: 2 x Cout x Cin) x pixels / {(fastest ? "fastest iteration" : "mean time")}";
-        public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
-        public bool IsAvailable(Summary summary) => true;
-        public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
-
-        public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
-        {
-            var statistics = summary[benchmarkCase]?.ResultStatistics;
-            if (statistics is null) return "-";
-            var shape = (PointwiseShape)benchmarkCase.Parameters[nameof(Shape)]!;
-            float sparsity = (float)benchmarkCase.Parameters[nameof(Sparsity)]!;
-            int blockSize = (int)benchmarkCase.Parameters[nameof(BlockSize)]!;
-            double weights = (double)shape.OutChannels * shape.InChannels;
-            double macs = benchmarkCase.Descriptor.WorkloadMethod.Name == nameof(Dense)
-                ? weights
-                : weights - ZeroCount(shape.OutChannels, shape.InChannels, sparsity, blockSize);
-            return (2 * macs * shape.Pixels / (fastest ? statistics.Min : statistics.Mean)).ToString("F1");
-        }
+        var shape = (PointwiseShape)benchmarkCase.Parameters[nameof(Shape)]!;
+        float sparsity = (float)benchmarkCase.Parameters[nameof(Sparsity)]!;
+        int blockSize = (int)benchmarkCase.Parameters[nameof(BlockSize)]!;
+        double weights = (double)shape.OutChannels * shape.InChannels;
+        double macs = benchmarkCase.Descriptor.WorkloadMethod.Name == nameof(Dense)
+            ? weights
+            : weights - ZeroCount(shape.OutChannels, shape.InChannels, sparsity, blockSize);
+        return macs * shape.Pixels;
     }
 }
