@@ -2,6 +2,7 @@ using BenchmarkDotNet.Attributes;
 using Microsoft.ML.Data;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.Transforms.Onnx;
+using static Microsoft.ML.Sparse.Benchmarks.MLNet.PrunedBenchmarkModel;
 
 namespace Microsoft.ML.Sparse.Benchmarks.EndToEnd;
 
@@ -30,9 +31,9 @@ public class EndToEndBenchmarks
     private SparseModel _sparse = null!;
     private SparseWorkspace _workspace = null!;
     private float[] _input = null!, _output = null!;
-    private PredictionEngine<ImageRow, ScoreRow> _onnxEngine = null!, _sparseEngine = null!;
-    private ImageRow _row = null!;
-    private ScoreRow _score = new();
+    private PredictionEngine<PixelInput, ScoreOutput> _onnxEngine = null!, _sparseEngine = null!;
+    private PixelInput _row = null!;
+    private ScoreOutput _score = new();
 
     [GlobalSetup]
     public void Setup()
@@ -63,13 +64,13 @@ public class EndToEndBenchmarks
         _ortOutputs = [_ortOutput];
 
         var ml = new MLContext(seed: 1);
-        var schema = SchemaDefinition.Create(typeof(ImageRow));
+        var schema = SchemaDefinition.Create(typeof(PixelInput));
         schema[0].ColumnName = _sparse.InputName;
         schema[0].ColumnType = new VectorDataViewType(NumberDataViewType.Single, _sparse.InputLength);
-        var outputSchema = SchemaDefinition.Create(typeof(ScoreRow));
+        var outputSchema = SchemaDefinition.Create(typeof(ScoreOutput));
         outputSchema[0].ColumnName = _sparse.OutputName;
         outputSchema[0].ColumnType = new VectorDataViewType(NumberDataViewType.Single, _sparse.OutputLength);
-        var empty = ml.Data.LoadFromEnumerable(Array.Empty<ImageRow>(), schema);
+        var empty = ml.Data.LoadFromEnumerable(Array.Empty<PixelInput>(), schema);
 
         var onnx = ml.Transforms.ApplyOnnxModel(new OnnxOptions
         {
@@ -79,7 +80,7 @@ public class EndToEndBenchmarks
             IntraOpNumThreads = Threads,
             InterOpNumThreads = 1,
         }).Fit(empty);
-        _onnxEngine = ml.Model.CreatePredictionEngine<ImageRow, ScoreRow>(onnx, inputSchemaDefinition: schema, outputSchemaDefinition: outputSchema);
+        _onnxEngine = ml.Model.CreatePredictionEngine<PixelInput, ScoreOutput>(onnx, inputSchemaDefinition: schema, outputSchemaDefinition: outputSchema);
 
         var sparse = ml.Transforms.ScoreSparseMobileNet(new SparseMobileNetOptions
         {
@@ -88,8 +89,8 @@ public class EndToEndBenchmarks
             OutputColumnName = _sparse.OutputName,
             ThreadsPerRow = Threads,
         }).Fit(empty);
-        _sparseEngine = ml.Model.CreatePredictionEngine<ImageRow, ScoreRow>(sparse, inputSchemaDefinition: schema, outputSchemaDefinition: outputSchema);
-        _row = new ImageRow { Input = _input };
+        _sparseEngine = ml.Model.CreatePredictionEngine<PixelInput, ScoreOutput>(sparse, inputSchemaDefinition: schema, outputSchemaDefinition: outputSchema);
+        _row = new PixelInput { Pixels = _input };
     }
 
     [GlobalCleanup]
@@ -115,16 +116,4 @@ public class EndToEndBenchmarks
 
     [Benchmark(Description = "Sparse via ScoreSparseMobileNet")]
     public void SparsePredictionEngine() => _sparseEngine.Predict(_row, ref _score);
-
-    /// <summary>PredictionEngine input row: one preprocessed image, NCHW flattened.</summary>
-    public sealed class ImageRow
-    {
-        public float[] Input { get; set; } = [];
-    }
-
-    /// <summary>PredictionEngine output row: the class scores.</summary>
-    public sealed class ScoreRow
-    {
-        public float[] Score { get; set; } = [];
-    }
 }

@@ -77,13 +77,8 @@ internal sealed class PrunedBenchmarkModel : IDisposable
 
     private static string? FindSharedModel()
     {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (System.IO.File.Exists(Path.Combine(dir.FullName, "MLSparse.sln")))
-            {
-                string path = Path.GetFullPath(Path.Combine(dir.FullName, "..", "shared", "models", "mobilenet_v1_1.0_224.onnx"));
-                return System.IO.File.Exists(path) ? path : null;
-            }
-        return null;
+        string path = EndToEnd.BenchmarkModels.SharedModelPath("mobilenet_v1_1.0_224");
+        return System.IO.File.Exists(path) ? path : null;
     }
 
     public sealed class PixelInput
