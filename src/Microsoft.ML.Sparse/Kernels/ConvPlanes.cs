@@ -13,6 +13,14 @@ internal readonly record struct ConvGeometry(int InHeight, int InWidth, int Kern
     public int OutWidth => (PaddedWidth - KernelWidth) / StrideWidth + 1;
     public int Taps => KernelHeight * KernelWidth;
 
+    /// <summary>Floats from one input channel's plane to the next: InHeight x InWidth unless the plan pads planes.</summary>
+    public int InPlaneStride { get => _inPlaneStride > 0 ? _inPlaneStride : InHeight * InWidth; init => _inPlaneStride = value; }
+
+    /// <summary>Floats from one output channel's plane to the next: OutHeight x OutWidth unless the plan pads planes.</summary>
+    public int OutPlaneStride { get => _outPlaneStride > 0 ? _outPlaneStride : OutHeight * OutWidth; init => _outPlaneStride = value; }
+
+    private readonly int _inPlaneStride, _outPlaneStride;
+
     /// <summary>Rows of one phase plane: padded row <c>i * StrideHeight + rowPhase</c> lands at row i.</summary>
     public int PhaseHeight => (PaddedHeight + StrideHeight - 1) / StrideHeight;
 

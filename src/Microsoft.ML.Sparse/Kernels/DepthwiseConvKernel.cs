@@ -56,10 +56,10 @@ internal static unsafe class DepthwiseConvKernel
         }
         for (int c = channelStart; c < channelEnd; c++)
         {
-            ConvPlanes.Build(input + (long)c * g.InHeight * g.InWidth, g, scratch, rowScratch, 0, g.PaddedHeight);
+            ConvPlanes.Build(input + (long)c * g.InPlaneStride, g, scratch, rowScratch, 0, g.PaddedHeight);
             TapRow.Run<TVec>(tapSources, taps, weights + (long)c * taps, bias[c], flat, outHeight * pitch);
             // The activation moves the valid columns of each flat row into place.
-            ActivationPass.ApplyRows<TVec>(flat, pitch, output + (long)c * outHeight * outWidth, outWidth, outHeight, activation);
+            ActivationPass.ApplyRows<TVec>(flat, pitch, output + (long)c * g.OutPlaneStride, outWidth, outHeight, activation);
         }
     }
 
@@ -77,8 +77,8 @@ internal static unsafe class DepthwiseConvKernel
             float* rowScratch = scratch + g.PlaneFloats;
             for (int c = channelStart; c < channelEnd; c++)
             {
-                ConvPlanes.Build(input + (long)c * g.InHeight * g.InWidth, g, scratch, rowScratch, 0, g.PaddedHeight);
-                float* destination = output + (long)c * outHeight * outWidth;
+                ConvPlanes.Build(input + (long)c * g.InPlaneStride, g, scratch, rowScratch, 0, g.PaddedHeight);
+                float* destination = output + (long)c * g.OutPlaneStride;
                 int oy = 0;
                 for (; oy + 4 <= outHeight; oy += 4)
                     FourRows<TFunction>(tapSources, taps, (long)oy * pitch, pitch, weights + (long)c * taps, bias[c], destination + (long)oy * outWidth, outWidth, activation.Alpha, activation.Beta);
@@ -157,10 +157,10 @@ internal static unsafe class DepthwiseConvKernel
             float* rowScratch = scratch + g.PlaneFloats, flat = scratch + g.ScratchFloats(1);
             for (int c = channelStart; c < channelEnd; c++)
             {
-                ConvPlanes.Build(input + (long)c * g.InHeight * g.InWidth, g, scratch, rowScratch, 0, g.PaddedHeight);
+                ConvPlanes.Build(input + (long)c * g.InPlaneStride, g, scratch, rowScratch, 0, g.PaddedHeight);
                 float* w = weights + 9L * c;
                 float bc = bias[c];
-                float* destination = output + (long)c * outHeight * outWidth;
+                float* destination = output + (long)c * g.OutPlaneStride;
                 if (outWidth < n)
                 {
                     // Narrow plane: one flat run over all rows at the planes' pitch, then the valid columns moved into place.

@@ -41,7 +41,7 @@ internal static unsafe class DepthwiseLanesKernel
     {
         public void Run<TFunction>() where TFunction : struct, IActivationFunction
         {
-            int n = TVec.Count, taps = g.Taps, inPixels = g.InHeight * g.InWidth, outPixels = g.OutHeight * g.OutWidth;
+            int n = TVec.Count, taps = g.Taps, outPixels = g.OutHeight * g.OutWidth;
             float* plane = scratch, laneWeights = plane + (long)g.PaddedHeight * g.PaddedWidth * n, laneBias = laneWeights + taps * n;
             float* laneOutput = laneBias + n;
             // Padding stays zero: only interior pixels are written below.
@@ -61,7 +61,7 @@ internal static unsafe class DepthwiseLanesKernel
                 int count = Math.Min(n, channelEnd - c0);
                 for (int j = 0; j < count; j++)
                 {
-                    TransposeIn(input + (long)(c0 + j) * inPixels, inHeight, inWidth, plane + (top * paddedWidth + left) * n + j, paddedWidth * n, n);
+                    TransposeIn(input + (long)(c0 + j) * g.InPlaneStride, inHeight, inWidth, plane + (top * paddedWidth + left) * n + j, paddedWidth * n, n);
                     for (int t = 0; t < taps; t++) laneWeights[t * n + j] = weights[(long)(c0 + j) * taps + t];
                     laneBias[j] = bias[c0 + j];
                 }
@@ -95,7 +95,7 @@ internal static unsafe class DepthwiseLanesKernel
                 }
                 for (int j = 0; j < count; j++)
                 {
-                    float* to = output + (long)(c0 + j) * outPixels, from = laneOutput + j;
+                    float* to = output + (long)(c0 + j) * g.OutPlaneStride, from = laneOutput + j;
                     for (int q = 0; q < outPixels; q++, from += n) to[q] = *from;
                 }
             }

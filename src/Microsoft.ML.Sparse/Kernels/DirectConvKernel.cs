@@ -22,12 +22,12 @@ internal static unsafe class DirectConvKernel
     {
         if (rowStart >= rowEnd) return;
         int taps = inChannels * g.Taps, outWidth = g.OutWidth;
-        long planeFloats = g.PlaneFloats, outputPlane = (long)g.OutHeight * outWidth;
+        long planeFloats = g.PlaneFloats, outputPlane = g.OutPlaneStride;
         float* rowScratch = scratch + inChannels * planeFloats;
         (int paddedStart, int paddedEnd) = ConvPlanes.PaddedRows(g, rowStart, rowEnd);
         ConvPlanes.Clear(scratch, g, inChannels, paddedStart, paddedEnd);
         for (int ci = 0; ci < inChannels; ci++)
-            ConvPlanes.Build(input + (long)ci * g.InHeight * g.InWidth, g, scratch + ci * planeFloats, rowScratch, paddedStart, paddedEnd);
+            ConvPlanes.Build(input + (long)ci * g.InPlaneStride, g, scratch + ci * planeFloats, rowScratch, paddedStart, paddedEnd);
 
         float** tapRows = stackalloc float*[taps];
         ConvPlanes.FillTaps(tapRows, scratch, g, inChannels);

@@ -35,12 +35,16 @@ internal static unsafe class ElementwiseKernels
         return i;
     }
 
-    /// <summary><c>output[c, p] = input[c, p] * scale[c]</c> for channels [channelStart, channelEnd) (squeeze-and-excitation).</summary>
-    public static void ScaleChannels<TVec>(float* input, float* scale, float* output, int pixels, int channelStart, int channelEnd) where TVec : struct, IFloatVector<TVec>
+    /// <summary>
+    /// <c>output[c, p] = input[c, p] * scale[c]</c> for channels [channelStart, channelEnd) (squeeze-and-excitation); the
+    /// planes of input and output lie <paramref name="inputStride"/> and <paramref name="outputStride"/> floats apart.
+    /// </summary>
+    public static void ScaleChannels<TVec>(float* input, int inputStride, float* scale, float* output, int outputStride, int pixels, int channelStart, int channelEnd)
+        where TVec : struct, IFloatVector<TVec>
     {
         for (int c = channelStart; c < channelEnd; c++)
         {
-            float* source = input + (long)c * pixels, destination = output + (long)c * pixels;
+            float* source = input + (long)c * inputStride, destination = output + (long)c * outputStride;
             int p = ScaleBlock(source, TVec.Broadcast(scale[c]), destination, 0, pixels);
             ScaleBlock(source, Scalar.Broadcast(scale[c]), destination, p, pixels);
         }

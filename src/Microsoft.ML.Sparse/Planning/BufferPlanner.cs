@@ -10,9 +10,20 @@ internal static class BufferPlanner
     /// <summary>Floats between block starts are rounded to this (64 bytes), so every tensor starts cache-line aligned.</summary>
     public const int AlignFloats = 16;
 
-    /// <summary>Offsets (in floats) indexed by tensor id, -1 for tensors not in the arena (<paramref name="external"/> ones and unused ones).</summary>
-    public static int[] Assign(IReadOnlyList<PlannedLayer> layers, int tensorCount, ISet<int> external, out int arenaFloats)
+    /// <summary>
+    /// Offsets (in floats) indexed by tensor id, -1 for tensors not in the arena (<paramref name="external"/> ones and unused
+    /// ones). A tensor takes channels x its <paramref name="planeStrides"/> entry floats.
+    /// </summary>
+    public static int[] Assign(IReadOnlyList<PlannedLayer> layers, int tensorCount, ISet<int> external, int[] planeStrides, out int arenaFloats)
     {
+        int Size(TensorHandle tensor)
+        {
+            long floats = (long)tensor.Channels * planeStrides[tensor.Id];
+            if (floats > SparseNetworkBuilder.MaxTensorFloats)
+                throw new NotSupportedException($"A tensor of [{tensor.Channels}, {tensor.Height}, {tensor.Width}] needs {floats} floats with its planes aligned; at most {SparseNetworkBuilder.MaxTensorFloats} are supported.");
+            return RoundUp((int)floats);
+        }
+
         var lastReader = new int[tensorCount];
         for (int i = 0; i < layers.Count; i++)
             foreach (TensorHandle input in layers[i].Inputs) lastReader[input.Id] = i;
@@ -23,9 +34,9 @@ internal static class BufferPlanner
         for (int i = 0; i < layers.Count; i++)
         {
             TensorHandle output = layers[i].Output;
-            if (!external.Contains(output.Id)) offsets[output.Id] = Allocate(free, ref end, RoundUp(output.Length));
+            if (!external.Contains(output.Id)) offsets[output.Id] = Allocate(free, ref end, Size(output));
             foreach (TensorHandle input in layers[i].Inputs.Distinct())
-                if (lastReader[input.Id] == i && offsets[input.Id] >= 0) Release(free, offsets[input.Id], RoundUp(input.Length));
+                if (lastReader[input.Id] == i && offsets[input.Id] >= 0) Release(free, offsets[input.Id], Size(input));
         }
         arenaFloats = end;
         return offsets;

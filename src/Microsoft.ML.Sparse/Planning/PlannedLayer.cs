@@ -24,10 +24,21 @@ internal abstract unsafe class PlannedLayer(string name, string kind, TensorHand
     public virtual PlannedLayer Prepare(SparseNetworkOptions options) => this;
 
     /// <summary>Runs part <paramref name="part"/> of <paramref name="parts"/>; <paramref name="tensors"/> maps tensor ids to their buffers.</summary>
-    public abstract void Run<TVec>(float** tensors, float* scratch, int part, int parts) where TVec : struct, IFloatVector<TVec>;
+    public abstract void Run<TVec>(TensorTable tensors, float* scratch, int part, int parts) where TVec : struct, IFloatVector<TVec>;
 
-    protected float* InputOf(float** tensors, int index = 0) => tensors[Inputs[index].Id];
-    protected float* OutputOf(float** tensors) => tensors[Output.Id];
+    /// <summary>
+    /// Whether the layer reaches every channel plane of its tensors through <see cref="TensorTable.PlaneStride"/>, so the
+    /// plan may pad those planes (<see cref="PlaneLayout"/>). Layers that read a tensor as one flat vector say no.
+    /// </summary>
+    public virtual bool HandlesPlaneStrides => true;
+
+    /// <summary>Whether the layer maps its operands element by element as flat arrays (padding included), so they must share one plane stride.</summary>
+    public virtual bool IsElementwise => false;
+
+    protected float* InputOf(TensorTable tensors, int index = 0) => tensors[Inputs[index]];
+    protected float* OutputOf(TensorTable tensors) => tensors[Output];
+    protected int InputStride(TensorTable tensors, int index = 0) => tensors.PlaneStride(Inputs[index]);
+    protected int OutputStride(TensorTable tensors) => tensors.PlaneStride(Output);
 
     /// <summary>Fraction of exact zeros.</summary>
     protected static float ZeroFraction(float[] weights) => weights.Length == 0 ? 0f : (float)weights.Count(w => w == 0f) / weights.Length;
@@ -58,7 +69,10 @@ internal static class WorkSplit
 internal sealed unsafe class TransposeLayer(string name, TensorHandle input, TensorHandle output)
     : PlannedLayer(name, "TransposeHwcToChw", [input], output)
 {
-    public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
+    /// <summary>The input is HWC, not planes.</summary>
+    public override bool HandlesPlaneStrides => false;
+
+    public override void Run<TVec>(TensorTable tensors, float* scratch, int part, int parts)
     {
         (int start, int end) = WorkSplit.Range(Output.Channels, part, parts);
         ElementwiseKernels.TransposeHwcToChw(InputOf(tensors), OutputOf(tensors), Output.Channels, Output.Height * Output.Width, start, end);
@@ -79,6 +93,10 @@ internal abstract unsafe class WindowLayer(string name, string kind, TensorHandl
     public override string KernelName => $"{Kind.ToLowerInvariant()} {Geometry.KernelHeight}x{Geometry.KernelWidth} s{Geometry.StrideHeight}x{Geometry.StrideWidth}";
     protected float* Weights => Address(_weights);
     protected float* Bias => Address(_bias);
+
+    /// <summary>The geometry with this plan's plane strides of input and output.</summary>
+    protected ConvGeometry StridedGeometry(TensorTable tensors) =>
+        Geometry with { InPlaneStride = InputStride(tensors), OutPlaneStride = OutputStride(tensors) };
 }
 
 internal sealed unsafe class ConvLayer(string name, TensorHandle input, TensorHandle output, float[] weights, float[] bias, ConvGeometry geometry, Activation activation)
@@ -87,10 +105,10 @@ internal sealed unsafe class ConvLayer(string name, TensorHandle input, TensorHa
     public override int ScratchFloats => DirectConvKernel.ScratchFloats(Geometry, Inputs[0].Channels);
     public override long DenseMacs => (long)Output.Length * Inputs[0].Channels * Geometry.Taps;
 
-    public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
+    public override void Run<TVec>(TensorTable tensors, float* scratch, int part, int parts)
     {
         (int start, int end) = WorkSplit.Range(Output.Height, part, parts);
-        DirectConvKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), Weights, Bias, Geometry, Inputs[0].Channels, Output.Channels, start, end, Activation, scratch);
+        DirectConvKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), Weights, Bias, StridedGeometry(tensors), Inputs[0].Channels, Output.Channels, start, end, Activation, scratch);
     }
 }
 
@@ -100,10 +118,10 @@ internal sealed unsafe class DepthwiseLayer(string name, TensorHandle input, Ten
     public override int ScratchFloats => DepthwiseConvKernel.ScratchFloats(Geometry);
     public override long DenseMacs => (long)Output.Length * Geometry.Taps;
 
-    public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
+    public override void Run<TVec>(TensorTable tensors, float* scratch, int part, int parts)
     {
         (int start, int end) = WorkSplit.Range(Output.Channels, part, parts);
-        DepthwiseConvKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), Weights, Bias, Geometry, start, end, Activation, scratch);
+        DepthwiseConvKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), Weights, Bias, StridedGeometry(tensors), start, end, Activation, scratch);
     }
 }
 
@@ -120,7 +138,7 @@ internal sealed class PointwiseSpec(string name, TensorHandle input, TensorHandl
             : new PointwiseLayer(Name, Inputs, Output, Formats.PointwiseWeights.Create(weights, bias, Output.Channels, Inputs[0].Channels, options.SparseThreshold),
                 activation, SimdSupport.Resolve(options.MaxSimdWidth));
 
-    public override unsafe void Run<TVec>(float** tensors, float* scratch, int part, int parts) =>
+    public override unsafe void Run<TVec>(TensorTable tensors, float* scratch, int part, int parts) =>
         throw new InvalidOperationException($"Layer '{Name}' was not prepared.");
 }
 
@@ -142,16 +160,19 @@ internal sealed unsafe class PointwiseLayer(string name, TensorHandle[] inputs, 
     public override long DenseMacs => (long)Output.Length * Inputs[0].Channels;
     public override long ExecutedMacs => weights.MacsPerPixel * Output.Height * Output.Width;
 
-    public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
+    public override void Run<TVec>(TensorTable tensors, float* scratch, int part, int parts)
     {
-        int pixels = Output.Height * Output.Width;
         float* residual = Inputs.Length > 1 ? InputOf(tensors, 1) : null;
+        var strides = new PlaneStrides(InputStride(tensors), OutputStride(tensors), residual == null ? OutputStride(tensors) : InputStride(tensors, 1));
+        // Where every operand's planes are padded, the padding pixels are computed too: whole aligned vectors are cheaper
+        // than a shifted last vector, and each pixel only ever feeds itself.
+        int pixels = Math.Min(strides.Input, Math.Min(strides.Output, strides.Residual));
         int pixelStart = 0, pixelEnd = pixels, channelStart = 0, channelEnd = Output.Channels;
         // Enough pixel tiles for every thread: split pixels; small late layers (14x14, 7x7): split output channels.
         if (pixels >= MinPixelsPerPart * parts) (pixelStart, pixelEnd) = WorkSplit.Range(pixels, part, parts, PixelAlign);
         else (channelStart, channelEnd) = WorkSplit.Range(Output.Channels, part, parts, weights.ChannelGranularity);
         if (pixelStart < pixelEnd && channelStart < channelEnd)
-            PointwiseKernel.Run(weights, InputOf(tensors), OutputOf(tensors), residual, pixels, pixelStart, pixelEnd - pixelStart,
+            PointwiseKernel.Run(weights, InputOf(tensors), OutputOf(tensors), residual, strides, pixelStart, pixelEnd - pixelStart,
                 channelStart, channelEnd, _activation, width);
     }
 }
@@ -188,6 +209,9 @@ internal sealed unsafe class FullyConnectedLayer : PlannedLayer
     }
 
     public override float Sparsity => _sparsity;
+
+    /// <summary>The input is read as one flat vector.</summary>
+    public override bool HandlesPlaneStrides => false;
     public override string KernelName => _sparseRows != null ? "sparse GEMV" : "dense GEMV";
     public override long DenseMacs => (long)Output.Channels * Inputs[0].Length;
     public override long ExecutedMacs => _sparseRows?.NonZeroCount ?? DenseMacs;
@@ -197,7 +221,7 @@ internal sealed unsafe class FullyConnectedLayer : PlannedLayer
             ? new FullyConnectedLayer(Name, Kind, Inputs, Output, _weights, _bias, _activation, sparse: true)
             : this;
 
-    public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
+    public override void Run<TVec>(TensorTable tensors, float* scratch, int part, int parts)
     {
         (int start, int end) = WorkSplit.Range(Output.Channels, part, parts, 16);
         float* residual = Inputs.Length > 1 ? InputOf(tensors, 1) : null;
@@ -212,10 +236,10 @@ internal sealed unsafe class FullyConnectedLayer : PlannedLayer
 internal sealed unsafe class GlobalAveragePoolLayer(string name, TensorHandle input, TensorHandle output)
     : PlannedLayer(name, "GlobalAveragePool", [input], output)
 {
-    public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
+    public override void Run<TVec>(TensorTable tensors, float* scratch, int part, int parts)
     {
         (int start, int end) = WorkSplit.Range(Output.Channels, part, parts);
-        PoolingKernel.GlobalAverage<TVec>(InputOf(tensors), OutputOf(tensors), Inputs[0].Height * Inputs[0].Width, start, end);
+        PoolingKernel.GlobalAverage<TVec>(InputOf(tensors), OutputOf(tensors), Inputs[0].Height * Inputs[0].Width, InputStride(tensors), start, end);
     }
 }
 
@@ -225,9 +249,11 @@ internal sealed unsafe class BinaryLayer<TOperation>(string name, string kind, T
 {
     private readonly Activation _activation = activation;
 
-    public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
+    public override bool IsElementwise => true;
+
+    public override void Run<TVec>(TensorTable tensors, float* scratch, int part, int parts)
     {
-        (int start, int end) = WorkSplit.Range(Output.Length, part, parts, 16);
+        (int start, int end) = WorkSplit.Range(Output.Channels * OutputStride(tensors), part, parts, 16);
         ElementwiseKernels.Binary<TVec, TOperation>(InputOf(tensors), InputOf(tensors, 1), OutputOf(tensors), start, end, _activation);
     }
 }
@@ -237,10 +263,11 @@ internal sealed unsafe class ScaleChannelsLayer(string name, TensorHandle input,
 {
     public override string KernelName => "per-channel scale";
 
-    public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
+    public override void Run<TVec>(TensorTable tensors, float* scratch, int part, int parts)
     {
         (int start, int end) = WorkSplit.Range(Output.Channels, part, parts);
-        ElementwiseKernels.ScaleChannels<TVec>(InputOf(tensors), InputOf(tensors, 1), OutputOf(tensors), Output.Height * Output.Width, start, end);
+        ElementwiseKernels.ScaleChannels<TVec>(InputOf(tensors), InputStride(tensors), InputOf(tensors, 1), OutputOf(tensors), OutputStride(tensors),
+            Output.Height * Output.Width, start, end);
     }
 }
 
@@ -250,10 +277,11 @@ internal sealed unsafe class ActivationLayer(string name, TensorHandle input, Te
     private readonly Activation _activation = activation;
 
     public override string KernelName => _activation.ToString();
+    public override bool IsElementwise => true;
 
-    public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
+    public override void Run<TVec>(TensorTable tensors, float* scratch, int part, int parts)
     {
-        (int start, int end) = WorkSplit.Range(Output.Length, part, parts, 16);
+        (int start, int end) = WorkSplit.Range(Output.Channels * OutputStride(tensors), part, parts, 16);
         ActivationPass.Apply<TVec>(InputOf(tensors) + start, OutputOf(tensors) + start, end - start, _activation);
     }
 }
@@ -261,7 +289,10 @@ internal sealed unsafe class ActivationLayer(string name, TensorHandle input, Te
 internal sealed unsafe class SoftmaxLayer(string name, TensorHandle input, TensorHandle output)
     : PlannedLayer(name, "Softmax", [input], output)
 {
-    public override void Run<TVec>(float** tensors, float* scratch, int part, int parts)
+    /// <summary>One reduction over the whole tensor.</summary>
+    public override bool HandlesPlaneStrides => false;
+
+    public override void Run<TVec>(TensorTable tensors, float* scratch, int part, int parts)
     {
         // A single reduction over ~1000 values: not worth splitting.
         if (part == 0) SoftmaxKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), Output.Length);

@@ -22,7 +22,9 @@ public sealed class SparseNetwork
         Width = SimdSupport.Resolve(options.MaxSimdWidth);
         Threads = options.Threads;
         TensorCount = tensorCount;
-        TensorOffsets = BufferPlanner.Assign(layers, tensorCount, new HashSet<int> { input.Id, output.Id }, out int activationFloats);
+        var external = new HashSet<int> { input.Id, output.Id };
+        PlaneStrides = PlaneLayout.Assign(layers, tensorCount, external);
+        TensorOffsets = BufferPlanner.Assign(layers, tensorCount, external, PlaneStrides, out int activationFloats);
         ActivationFloats = activationFloats;
         ScratchFloatsPerThread = BufferPlanner.RoundUp(layers.Select(layer => layer.ScratchFloats).DefaultIfEmpty(0).Max());
         string suffix = $" ({Width})";
@@ -35,6 +37,9 @@ public sealed class SparseNetwork
     internal int Threads { get; }
     internal int TensorCount { get; }
     internal int[] TensorOffsets { get; }
+
+    /// <summary>Floats between channel planes by tensor id (<see cref="PlaneLayout"/>).</summary>
+    internal int[] PlaneStrides { get; }
     internal int ActivationFloats { get; }
     internal int ScratchFloatsPerThread { get; }
 

@@ -29,7 +29,8 @@ public sealed unsafe class SparseWorkspace : IDisposable
 
     private readonly float[] _arena;
     private readonly nint[] _tensors;
-    private readonly float** _tensorTable;
+    private readonly int[] _planeStrides;
+    private readonly TensorTable _tensorTable;
     private readonly float* _scratch;
     private readonly int _threads, _chunks;
     private readonly int[] _nextChunk, _doneChunks;
@@ -52,7 +53,10 @@ public sealed unsafe class SparseWorkspace : IDisposable
         float* aligned = (float*)(((nint)arenaStart + 63) & ~(nint)63);
 
         _tensors = GC.AllocateArray<nint>(network.TensorCount, pinned: true);
-        _tensorTable = (float**)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_tensors));
+        _planeStrides = GC.AllocateArray<int>(network.TensorCount, pinned: true);
+        network.PlaneStrides.CopyTo(_planeStrides, 0);
+        _tensorTable = new TensorTable((float**)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_tensors)),
+            (int*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_planeStrides)));
         for (int id = 0; id < network.TensorCount; id++)
             if (network.TensorOffsets[id] >= 0) _tensors[id] = (nint)(aligned + network.TensorOffsets[id]);
         _scratch = aligned + network.ActivationFloats;

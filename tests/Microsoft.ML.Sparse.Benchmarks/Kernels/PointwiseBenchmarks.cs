@@ -84,7 +84,7 @@ public unsafe class PointwiseBenchmarks
     public void Sparse() => Run(_sparse);
 
     private void Run(PointwiseWeights weights) =>
-        PointwiseKernel.Run(weights, _input, _output, null, Shape.Pixels, 0, Shape.Pixels, 0, Shape.OutChannels, Activation.Relu6, SimdWidth.Auto);
+        PointwiseKernel.Run(weights, _input, _output, null, PlaneStrides.Dense(Shape.Pixels), 0, Shape.Pixels, 0, Shape.OutChannels, Activation.Relu6, SimdWidth.Auto);
 
     /// <summary>
     /// Gaussian weights <c>[outChannels, inChannels]</c> with the <see cref="ZeroCount"/> blocks of <paramref name="blockSize"/>

@@ -49,7 +49,8 @@ public sealed class SparseNetworkApiTests
             {
                 if (a.Id >= b.Id) continue;
                 int aStart = network.TensorOffsets[a.Id], bStart = network.TensorOffsets[b.Id];
-                bool overlap = aStart < bStart + b.Length && bStart < aStart + a.Length;
+                long aSize = (long)a.Channels * network.PlaneStrides[a.Id], bSize = (long)b.Channels * network.PlaneStrides[b.Id];
+                bool overlap = aStart < bStart + bSize && bStart < aStart + aSize;
                 if (overlap) Assert.True(lastReader[a.Id] < producer[b.Id], $"tensor {a.Id} is still read at layer {lastReader[a.Id]} when {b.Id} is written at {producer[b.Id]}");
             }
     }

@@ -197,12 +197,51 @@ public class PointwiseKernelTests
         Assert.Throws<ArgumentOutOfRangeException>(() => Run(weights, 10, -1, 3, 0, 12));
     }
 
+    [Theory]
+    [InlineData(0.0f)]
+    [InlineData(0.9f)]
+    public unsafe void OperandsWithTheirOwnPlaneStridesGiveTheDenseResult(float sparsity)
+    {
+        // 14x14 planes with input, output and residual planes padded differently (the plan pads arena tensors to 64 bytes).
+        const int pixels = 196, inputStride = 208, outputStride = 200, residualStride = 197;
+        var random = new Random(31);
+        var layer = PointwiseLayer.Random(random, 37, 29, sparsity);
+        using var weights = layer.Prepare(ForceSparse);
+        float[] input = PointwiseLayer.RandomValues(random, layer.InChannels * pixels), residual = PointwiseLayer.RandomValues(random, layer.OutChannels * pixels);
+        var dense = new float[layer.OutChannels * pixels];
+        float[] stridedInput = Spread(input, pixels, inputStride), stridedResidual = Spread(residual, pixels, residualStride);
+        var strided = new float[layer.OutChannels * outputStride];
+        Array.Fill(strided, float.NaN);
+        fixed (float* x = input, r = residual, y = dense, sx = stridedInput, sr = stridedResidual, sy = strided)
+        {
+            PointwiseKernel.Run(weights, x, y, r, PlaneStrides.Dense(pixels), 0, pixels, 0, layer.OutChannels, Activation.Relu6, SimdWidth.Auto);
+            PointwiseKernel.Run(weights, sx, sy, sr, new PlaneStrides(inputStride, outputStride, residualStride), 0, pixels, 0, layer.OutChannels,
+                Activation.Relu6, SimdWidth.Auto);
+        }
+        for (int c = 0; c < layer.OutChannels; c++)
+            for (int p = 0; p < outputStride; p++)
+            {
+                float value = strided[c * outputStride + p];
+                if (p < pixels) Assert.Equal(dense[c * pixels + p], value);
+                else Assert.True(float.IsNaN(value), $"channel {c}: wrote padding pixel {p}.");
+            }
+    }
+
+    /// <summary>Dense planes copied <paramref name="stride"/> floats apart, the gaps NaN.</summary>
+    private static float[] Spread(float[] planes, int pixels, int stride)
+    {
+        var spread = new float[planes.Length / pixels * stride];
+        Array.Fill(spread, float.NaN);
+        for (int c = 0; c < planes.Length / pixels; c++) Array.Copy(planes, c * pixels, spread, c * stride, pixels);
+        return spread;
+    }
+
     private static unsafe void Run(PointwiseWeights weights, int pixelStride, int pixelStart, int pixelCount, int channelStart, int channelEnd)
     {
         var input = new float[weights.InChannels * pixelStride];
         var output = new float[weights.OutChannels * pixelStride];
         fixed (float* inputPointer = input, outputPointer = output)
-            PointwiseKernel.Run(weights, inputPointer, outputPointer, null, pixelStride, pixelStart, pixelCount, channelStart, channelEnd,
+            PointwiseKernel.Run(weights, inputPointer, outputPointer, null, PlaneStrides.Dense(pixelStride), pixelStart, pixelCount, channelStart, channelEnd,
                 Activation.None, SimdWidth.Auto);
     }
 }
@@ -248,7 +287,7 @@ internal sealed class PointwiseLayer(float[] weights, float[] bias, int outChann
         Activation? activation = null)
     {
         fixed (float* inputPointer = input, outputPointer = output)
-            PointwiseKernel.Run(weights, inputPointer, outputPointer, null, pixelStride, pixelStart, pixelCount, 0, OutChannels, activation ?? Activation.Relu6, width);
+            PointwiseKernel.Run(weights, inputPointer, outputPointer, null, PlaneStrides.Dense(pixelStride), pixelStart, pixelCount, 0, OutChannels, activation ?? Activation.Relu6, width);
     }
 
     public void CheckFullRange(Random random, int pixels, float sparseThreshold, SimdWidth width, in Activation activation, bool withResidual)
@@ -281,7 +320,7 @@ internal sealed class PointwiseLayer(float[] weights, float[] bias, int outChann
         var before = (float[])output.Clone();
         fixed (float* inputPointer = input, outputPointer = output, residualPointer = residual)
             PointwiseKernel.Run(weights, inputPointer, outputPointer + guard, residualInPlace ? outputPointer + guard : residualPointer,
-                pixelStride, pixelStart, pixelCount, channelStart, channelEnd, activation, width);
+                PlaneStrides.Dense(pixelStride), pixelStart, pixelCount, channelStart, channelEnd, activation, width);
 
         var expected = Reference(input, residual, pixelStride, pixelStart, pixelCount, channelStart, channelEnd, activation);
         float scale = Math.Max(1e-20f, expected.Max(MathF.Abs));
