@@ -12,6 +12,9 @@ namespace Microsoft.ML.Sparse.Formats;
 /// as pointer increments in rows, plus B weights per row, so the kernel's inner loop is
 /// <c>row += delta * stride; acc[b] = fma(broadcast(w[b]), load(row), acc[b])</c>.
 /// Blocks of the chosen width come first; the <c>outChannels % width</c> remainder channels use narrower blocks.
+/// The sparse path cuts the input rows into chunks of <see cref="ChunkRows"/> and stores every block once per chunk
+/// (chunk-major), so the kernel can walk all output channels over one chunk while that chunk's slab of the input
+/// stays in L1, carrying partial sums in the output between chunks (see <see cref="Kernels.PointwiseKernel"/>).
 /// Everything lives in one 64-byte aligned native allocation, freed by <see cref="Dispose"/> or the finalizer.
 /// </remarks>
 internal sealed unsafe class PointwiseWeights : IDisposable
@@ -30,12 +33,15 @@ internal sealed unsafe class PointwiseWeights : IDisposable
     private void* _memory;
     private readonly PointwiseBlock* _blocks;
 
-    private PointwiseWeights(ReadOnlySpan<float> weights, ReadOnlySpan<float> bias, int outChannels, int inChannels, bool isSparse, int blockWidth)
+    private PointwiseWeights(ReadOnlySpan<float> weights, ReadOnlySpan<float> bias, int outChannels, int inChannels, bool isSparse, int blockWidth,
+        int chunkRows)
     {
         OutChannels = outChannels;
         InChannels = inChannels;
         IsSparse = isSparse;
         BlockWidth = blockWidth;
+        ChunkRows = Math.Min(chunkRows, inChannels);
+        ChunkCount = (inChannels + ChunkRows - 1) / ChunkRows;
         NonZeroCount = CountNonZeros(weights);
 
         // Size the one allocation: block table, bias, then each block's weights and row deltas.
@@ -50,7 +56,7 @@ internal sealed unsafe class PointwiseWeights : IDisposable
         }
         StoredValueCount = storedValues;
 
-        long blockBytes = AlignUp((long)BlockCount * sizeof(PointwiseBlock));
+        long blockBytes = AlignUp((long)ChunkCount * BlockCount * sizeof(PointwiseBlock));
         long biasBytes = AlignUp((long)outChannels * sizeof(float));
         long valueBytes = AlignUp(storedValues * sizeof(float));
         long deltaBytes = AlignUp(storedRows * sizeof(int));
@@ -64,20 +70,24 @@ internal sealed unsafe class PointwiseWeights : IDisposable
         for (int c = 0; c < outChannels; c++) Bias[c] = bias.IsEmpty ? 0f : bias[c];
 
         int blockIndex = 0;
-        foreach (var (first, width) in BlockLayout(outChannels, blockWidth))
+        for (int chunkStart = 0; chunkStart < inChannels; chunkStart += ChunkRows)
         {
-            int rows = 0, previousRow = 0;
-            for (int k = 0; k < inChannels; k++)
+            int chunkEnd = Math.Min(inChannels, chunkStart + ChunkRows);
+            foreach (var (first, width) in BlockLayout(outChannels, blockWidth))
             {
-                if (isSparse && !RowUsed(weights, inChannels, first, width, k)) continue;
-                deltas[rows] = k - previousRow;
-                previousRow = k;
-                for (int b = 0; b < width; b++) values[rows * width + b] = weights[(first + b) * inChannels + k];
-                rows++;
+                int rows = 0, previousRow = chunkStart;
+                for (int k = chunkStart; k < chunkEnd; k++)
+                {
+                    if (isSparse && !RowUsed(weights, inChannels, first, width, k)) continue;
+                    deltas[rows] = k - previousRow;
+                    previousRow = k;
+                    for (int b = 0; b < width; b++) values[rows * width + b] = weights[(first + b) * inChannels + k];
+                    rows++;
+                }
+                _blocks[blockIndex++] = new PointwiseBlock(first, width, chunkStart, rows, values, deltas);
+                values += rows * width;
+                deltas += rows;
             }
-            _blocks[blockIndex++] = new PointwiseBlock(first, width, rows, values, deltas);
-            values += rows * width;
-            deltas += rows;
         }
     }
 
@@ -90,10 +100,17 @@ internal sealed unsafe class PointwiseWeights : IDisposable
     /// <param name="outChannels">Rows of W.</param>
     /// <param name="inChannels">Columns of W.</param>
     /// <param name="sparseThreshold">The SpMM path runs when the fraction of zero weights is at least this (0 forces sparse, above 1 forces dense).</param>
-    public static PointwiseWeights Create(ReadOnlySpan<float> weights, ReadOnlySpan<float> bias, int outChannels, int inChannels, float sparseThreshold)
+    /// <param name="chunkRows">
+    /// Input rows per chunk of the sparse path (<see cref="Kernels.PointwiseKernel.ChunkRows"/> sizes it for the cache);
+    /// the default keeps all rows in one chunk. The dense path always uses one chunk: it reuses each loaded row for four
+    /// output channels and is bound by arithmetic, not by the cache.
+    /// </param>
+    public static PointwiseWeights Create(ReadOnlySpan<float> weights, ReadOnlySpan<float> bias, int outChannels, int inChannels, float sparseThreshold,
+        int chunkRows = int.MaxValue)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(outChannels);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(inChannels);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(chunkRows);
         if (weights.Length != (long)outChannels * inChannels)
             throw new ArgumentException($"Expected {outChannels}x{inChannels} = {(long)outChannels * inChannels} weights, got {weights.Length}.", nameof(weights));
         if (!bias.IsEmpty && bias.Length != outChannels)
@@ -102,7 +119,7 @@ internal sealed unsafe class PointwiseWeights : IDisposable
         float sparsity = 1f - (float)((double)CountNonZeros(weights) / weights.Length);
         bool isSparse = sparsity >= sparseThreshold;
         int blockWidth = isSparse ? ChooseBlockWidth(weights, outChannels, inChannels) : DenseBlockWidth;
-        return new PointwiseWeights(weights, bias, outChannels, inChannels, isSparse, blockWidth);
+        return new PointwiseWeights(weights, bias, outChannels, inChannels, isSparse, blockWidth, isSparse ? chunkRows : int.MaxValue);
     }
 
     /// <summary>
@@ -152,17 +169,23 @@ internal sealed unsafe class PointwiseWeights : IDisposable
     /// <summary>Weights stored (and multiplied per pixel): nonzeros plus the explicit zeros blocks keep; Cout*Cin when dense.</summary>
     public long StoredValueCount { get; }
 
-    /// <summary>Blocks in the packed layout.</summary>
+    /// <summary>Blocks per chunk (every chunk holds each block once).</summary>
     public int BlockCount { get; }
+
+    /// <summary>Input rows per chunk (the last chunk may hold fewer).</summary>
+    public int ChunkRows { get; }
+
+    /// <summary>Chunks the input rows are cut into: 1 for the dense path.</summary>
+    public int ChunkCount { get; }
 
     /// <summary>The biases, one per output channel.</summary>
     internal float* Bias { get; }
 
-    /// <summary>The block that starts at <paramref name="channel"/>, which must be a multiple of <see cref="ChannelGranularity"/>.</summary>
-    internal PointwiseBlock* BlockAt(int channel) => _blocks + channel / BlockWidth;
+    /// <summary>In chunk <paramref name="chunk"/>, the block that starts at <paramref name="channel"/>, which must be a multiple of <see cref="ChannelGranularity"/>.</summary>
+    internal PointwiseBlock* BlockAt(int chunk, int channel) => _blocks + (long)chunk * BlockCount + channel / BlockWidth;
 
-    /// <summary>One past the last block.</summary>
-    internal PointwiseBlock* BlocksEnd => _blocks + BlockCount;
+    /// <summary>One past the last block of chunk <paramref name="chunk"/>.</summary>
+    internal PointwiseBlock* ChunkEnd(int chunk) => _blocks + (long)(chunk + 1) * BlockCount;
 
     /// <summary>Unpacks the weights back to a dense row-major W[outChannels, inChannels] (for tests and diagnostics).</summary>
     public void ToDense(Span<float> destination)
@@ -170,9 +193,9 @@ internal sealed unsafe class PointwiseWeights : IDisposable
         if (destination.Length != (long)OutChannels * InChannels)
             throw new ArgumentException($"Expected room for {OutChannels}x{InChannels} weights, got {destination.Length}.", nameof(destination));
         destination.Clear();
-        for (var block = _blocks; block < BlocksEnd; block++)
+        for (var block = _blocks; block < ChunkEnd(ChunkCount - 1); block++)
         {
-            int row = 0;
+            int row = block->FirstRow;
             for (int j = 0; j < block->RowCount; j++)
             {
                 row += block->RowDeltas[j];
@@ -226,7 +249,7 @@ internal sealed unsafe class PointwiseWeights : IDisposable
 }
 
 /// <summary>One block of the packed 1x1 weights: <see cref="Width"/> output channels sharing one list of input rows.</summary>
-internal readonly unsafe struct PointwiseBlock(int firstChannel, int width, int rowCount, float* values, int* rowDeltas)
+internal readonly unsafe struct PointwiseBlock(int firstChannel, int width, int firstRow, int rowCount, float* values, int* rowDeltas)
 {
     /// <summary>The block's first output channel.</summary>
     public readonly int FirstChannel = firstChannel;
@@ -234,12 +257,15 @@ internal readonly unsafe struct PointwiseBlock(int firstChannel, int width, int 
     /// <summary>Output channels in the block.</summary>
     public readonly int Width = width;
 
+    /// <summary>The first input row of the block's chunk: row deltas start from it.</summary>
+    public readonly int FirstRow = firstRow;
+
     /// <summary>Input rows the block reads.</summary>
     public readonly int RowCount = rowCount;
 
     /// <summary>RowCount x Width weights, row after row.</summary>
     public readonly float* Values = values;
 
-    /// <summary>Per row, its input channel minus the previous row's (the first is relative to channel 0).</summary>
+    /// <summary>Per row, its input channel minus the previous row's (the first is relative to <see cref="FirstRow"/>).</summary>
     public readonly int* RowDeltas = rowDeltas;
 }

@@ -135,7 +135,8 @@ internal sealed class PointwiseSpec(string name, TensorHandle input, TensorHandl
     public override PlannedLayer Prepare(SparseNetworkOptions options) =>
         Output.Height * Output.Width == 1
             ? new FullyConnectedLayer(Name, Kind, Inputs, Output, weights, bias, activation).Prepare(options)
-            : new PointwiseLayer(Name, Inputs, Output, Formats.PointwiseWeights.Create(weights, bias, Output.Channels, Inputs[0].Channels, options.SparseThreshold),
+            : new PointwiseLayer(Name, Inputs, Output, Formats.PointwiseWeights.Create(weights, bias, Output.Channels, Inputs[0].Channels, options.SparseThreshold,
+                    PointwiseKernel.ChunkRows(options.MaxSimdWidth)),
                 activation, SimdSupport.Resolve(options.MaxSimdWidth));
 
     public override unsafe void Run<TVec>(TensorTable tensors, float* scratch, int part, int parts) =>

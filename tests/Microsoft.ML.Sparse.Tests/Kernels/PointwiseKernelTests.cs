@@ -8,14 +8,12 @@ public class PointwiseKernelTests
     /// <summary>Forces the SpMM path (any sparsity is at least 0) or the dense path (no sparsity reaches 2).</summary>
     public const float ForceSparse = 0f, ForceDense = 2f;
 
-    public static TheoryData<SimdWidth, bool> WidthsAndPaths()
+    public static TheoryData<SimdWidth, KernelPath> WidthsAndPaths()
     {
-        var data = new TheoryData<SimdWidth, bool>();
+        var data = new TheoryData<SimdWidth, KernelPath>();
         foreach (var width in SimdSupport.Available)
-        {
-            data.Add(width, true);
-            data.Add(width, false);
-        }
+            foreach (var path in Enum.GetValues<KernelPath>())
+                data.Add(width, path);
         return data;
     }
 
@@ -23,7 +21,7 @@ public class PointwiseKernelTests
 
     [Theory]
     [MemberData(nameof(WidthsAndPaths))]
-    public void MatchesReferenceOverShapesAndSparsities(SimdWidth width, bool sparse)
+    public void MatchesReferenceOverShapesAndSparsities(SimdWidth width, KernelPath path)
     {
         var random = new Random(1);
         foreach (int outChannels in new[] { 1, 3, 5, 7, 9, 17 })
@@ -32,38 +30,38 @@ public class PointwiseKernelTests
                     foreach (float sparsity in new[] { 0f, 0.5f, 0.9f, 0.99f, 1f })
                     {
                         var layer = PointwiseLayer.Random(random, outChannels, inChannels, sparsity);
-                        layer.CheckFullRange(random, pixels, sparse ? ForceSparse : ForceDense, width, Activation.Relu6, withResidual: pixels % 2 == 1);
+                        layer.CheckFullRange(random, pixels, path, width, Activation.Relu6, withResidual: pixels % 2 == 1);
                     }
     }
 
     [Theory]
     [MemberData(nameof(WidthsAndPaths))]
-    public void EveryPixelRemainderOfTheTileIsCorrect(SimdWidth width, bool sparse)
+    public void EveryPixelRemainderOfTheTileIsCorrect(SimdWidth width, KernelPath path)
     {
         var random = new Random(2);
         var layer = PointwiseLayer.Random(random, 9, 13, 0.5f);
         // The widest tile is 8 vectors of 16 lanes, taken while at least 9 vectors are left; up to two of those plus a remainder.
         int widestTile = 8 * 16;
         for (int pixels = 1; pixels <= 2 * widestTile + 16 + 1; pixels++)
-            layer.CheckFullRange(random, pixels, sparse ? ForceSparse : ForceDense, width, Activation.None, withResidual: true);
+            layer.CheckFullRange(random, pixels, path, width, Activation.None, withResidual: true);
     }
 
     [Theory]
     [MemberData(nameof(WidthsAndPaths))]
-    public void LargerLayersMatchReference(SimdWidth width, bool sparse)
+    public void LargerLayersMatchReference(SimdWidth width, KernelPath path)
     {
         var random = new Random(3);
         foreach (var (outChannels, inChannels, pixels) in new[] { (64, 32, 196), (40, 256, 100), (24, 96, 49) })
             foreach (float sparsity in new[] { 0f, 0.7f, 0.9f })
             {
                 var layer = PointwiseLayer.Random(random, outChannels, inChannels, sparsity);
-                layer.CheckFullRange(random, pixels, sparse ? ForceSparse : ForceDense, width, Activation.Relu, withResidual: false);
+                layer.CheckFullRange(random, pixels, path, width, Activation.Relu, withResidual: false);
             }
     }
 
     [Theory]
     [MemberData(nameof(WidthsAndPaths))]
-    public void EveryActivationWithAndWithoutResidual(SimdWidth width, bool sparse)
+    public void EveryActivationWithAndWithoutResidual(SimdWidth width, KernelPath path)
     {
         var random = new Random(4);
         var activations = new[]
@@ -76,19 +74,19 @@ public class PointwiseKernelTests
         foreach (var activation in activations)
             foreach (bool withResidual in new[] { false, true })
                 foreach (int pixels in new[] { 83, 160 })
-                    layer.CheckFullRange(random, pixels, sparse ? ForceSparse : ForceDense, width, activation, withResidual);
+                    layer.CheckFullRange(random, pixels, path, width, activation, withResidual);
     }
 
     [Theory]
     [MemberData(nameof(WidthsAndPaths))]
-    public void SubRangesWriteOnlyTheirPixelsAndChannels(SimdWidth width, bool sparse)
+    public void SubRangesWriteOnlyTheirPixelsAndChannels(SimdWidth width, KernelPath path)
     {
         var random = new Random(5);
         foreach (int blockWidth in new[] { 4, 2, 1 })
         {
             // Block-structured weights so the sparse path chooses each block width; 23 channels leave a remainder.
             var layer = PointwiseLayer.BlockStructured(random, 23, 30, blockWidth, 0.7f);
-            using var weights = layer.Prepare(sparse ? ForceSparse : ForceDense);
+            using var weights = layer.Prepare(path);
             int granularity = weights.ChannelGranularity;
             for (int trial = 0; trial < 40; trial++)
             {
@@ -106,14 +104,14 @@ public class PointwiseKernelTests
 
     [Theory]
     [MemberData(nameof(WidthsAndPaths))]
-    public void PixelsGetTheSameBitsWhicheverAlignedRangeComputesThem(SimdWidth width, bool sparse)
+    public void PixelsGetTheSameBitsWhicheverAlignedRangeComputesThem(SimdWidth width, KernelPath path)
     {
         // Threads split pixels at multiples of 16 lanes, so results must not depend on where such a range starts or ends.
         var random = new Random(10);
         foreach (float sparsity in new[] { 0f, 0.7f, 0.95f })
         {
             var layer = PointwiseLayer.Random(random, 7, 37, sparsity);
-            using var weights = layer.Prepare(sparse ? ForceSparse : ForceDense);
+            using var weights = layer.Prepare(path);
             const int pixels = 401;
             float[] input = PointwiseLayer.RandomValues(random, 37 * pixels), whole = new float[7 * pixels], pieces = new float[7 * pixels];
             layer.RunInto(weights, input, whole, pixels, 0, pixels, width);
@@ -129,12 +127,12 @@ public class PointwiseKernelTests
 
     [Theory]
     [MemberData(nameof(WidthsAndPaths))]
-    public void ClampedActivationsPropagateNaN(SimdWidth width, bool sparse)
+    public void ClampedActivationsPropagateNaN(SimdWidth width, KernelPath path)
     {
         // Every weight nonzero, so a NaN input pixel reaches every output channel at that pixel and no other pixel.
         var random = new Random(11);
         var layer = PointwiseLayer.Random(random, 6, 9, 0f);
-        using var weights = layer.Prepare(sparse ? ForceSparse : ForceDense);
+        using var weights = layer.Prepare(path);
         const int pixels = 200;
         foreach (int nanPixel in new[] { 0, 77, 150, 199 })
             foreach (var activation in new[] { Activation.Relu, Activation.Relu6, Activation.None })
@@ -150,11 +148,11 @@ public class PointwiseKernelTests
 
     [Theory]
     [MemberData(nameof(WidthsAndPaths))]
-    public void ResidualMayBeTheOutputBuffer(SimdWidth width, bool sparse)
+    public void ResidualMayBeTheOutputBuffer(SimdWidth width, KernelPath path)
     {
         var random = new Random(9);
         var layer = PointwiseLayer.Random(random, 13, 21, 0.5f);
-        using var weights = layer.Prepare(sparse ? ForceSparse : ForceDense);
+        using var weights = layer.Prepare(path);
         foreach (var (pixelStride, pixelStart, pixelCount) in new[] { (49, 0, 49), (196, 3, 150), (100, 10, 17), (30, 5, 5) })
             layer.Check(random, weights, pixelStride, pixelStart, pixelCount, 0, 13, width, Activation.Relu6, withResidual: true, residualInPlace: true);
     }
@@ -168,7 +166,8 @@ public class PointwiseKernelTests
         foreach (int emptyChannel in new[] { 0, 3, 4, 9 })
             Array.Clear(layer.Weights, emptyChannel * 16, 16);
         foreach (var activation in new[] { Activation.None, Activation.Sigmoid })
-            layer.CheckFullRange(random, 37, ForceSparse, width, activation, withResidual: true);
+            foreach (var path in new[] { KernelPath.Sparse, KernelPath.SparseChunked })
+                layer.CheckFullRange(random, 37, path, width, activation, withResidual: true);
     }
 
     [Theory]
@@ -180,7 +179,8 @@ public class PointwiseKernelTests
             foreach (int outChannels in new[] { 1, 3, 5, 7, 9, 17 })
             {
                 var layer = PointwiseLayer.BlockStructured(random, outChannels, 24, blockWidth, 0.8f);
-                layer.CheckFullRange(random, 70, ForceSparse, width, Activation.None, withResidual: false);
+                foreach (var path in new[] { KernelPath.Sparse, KernelPath.SparseChunked })
+                    layer.CheckFullRange(random, 70, path, width, Activation.None, withResidual: false);
             }
     }
 
@@ -206,7 +206,7 @@ public class PointwiseKernelTests
         const int pixels = 196, inputStride = 208, outputStride = 200, residualStride = 197;
         var random = new Random(31);
         var layer = PointwiseLayer.Random(random, 37, 29, sparsity);
-        using var weights = layer.Prepare(ForceSparse);
+        using var weights = layer.Prepare(KernelPath.SparseChunked);
         float[] input = PointwiseLayer.RandomValues(random, layer.InChannels * pixels), residual = PointwiseLayer.RandomValues(random, layer.OutChannels * pixels);
         var dense = new float[layer.OutChannels * pixels];
         float[] stridedInput = Spread(input, pixels, inputStride), stridedResidual = Spread(residual, pixels, residualStride);
@@ -282,6 +282,22 @@ internal sealed class PointwiseLayer(float[] weights, float[] bias, int outChann
     public PointwiseWeights Prepare(float sparseThreshold) =>
         PointwiseWeights.Create(Weights, Bias, OutChannels, InChannels, sparseThreshold);
 
+    public PointwiseWeights Prepare(KernelPath path) => path switch
+    {
+        KernelPath.Dense => Prepare(PointwiseKernelTests.ForceDense),
+        KernelPath.Sparse => Prepare(PointwiseKernelTests.ForceSparse),
+        _ => PointwiseWeights.Create(Weights, Bias, OutChannels, InChannels, PointwiseKernelTests.ForceSparse, KernelPathChunkRows),
+    };
+
+    /// <summary>Rows per chunk of <see cref="KernelPath.SparseChunked"/>: odd, so chunks end off every alignment, and below most test layers' inputs.</summary>
+    public const int KernelPathChunkRows = 7;
+
+    public void CheckFullRange(Random random, int pixels, KernelPath path, SimdWidth width, in Activation activation, bool withResidual)
+    {
+        using var weights = Prepare(path);
+        Check(random, weights, pixels, 0, pixels, 0, OutChannels, width, activation, withResidual);
+    }
+
     /// <summary>Runs pixels [pixelStart, +pixelCount) of every channel with no residual (ReLU6 unless told).</summary>
     public unsafe void RunInto(PointwiseWeights weights, float[] input, float[] output, int pixelStride, int pixelStart, int pixelCount, SimdWidth width,
         Activation? activation = null)
@@ -290,11 +306,6 @@ internal sealed class PointwiseLayer(float[] weights, float[] bias, int outChann
             PointwiseKernel.Run(weights, inputPointer, outputPointer, null, PlaneStrides.Dense(pixelStride), pixelStart, pixelCount, 0, OutChannels, activation ?? Activation.Relu6, width);
     }
 
-    public void CheckFullRange(Random random, int pixels, float sparseThreshold, SimdWidth width, in Activation activation, bool withResidual)
-    {
-        using var weights = Prepare(sparseThreshold);
-        Check(random, weights, pixels, 0, pixels, 0, OutChannels, width, activation, withResidual);
-    }
 
     /// <summary>
     /// Runs the kernel on fresh random activations and compares with <see cref="Reference"/>; input and residual outside the
@@ -372,4 +383,12 @@ internal sealed class PointwiseLayer(float[] weights, float[] bias, int outChann
         for (int i = 0; i < count; i++) values[i] = random.NextSingle() * 2f - 1f;
         return values;
     }
+}
+
+/// <summary>The 1x1 kernel paths every test runs: dense, sparse over one chunk of input rows, sparse over many chunks.</summary>
+public enum KernelPath
+{
+    Dense,
+    Sparse,
+    SparseChunked,
 }

@@ -41,6 +41,35 @@ public class PointwiseWeightsTests
     }
 
     [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    [InlineData(16)]
+    [InlineData(47)]
+    [InlineData(48)]
+    [InlineData(1000)]
+    public void ChunkedSparseWeightsRoundTripWithTheSameStoredValues(int chunkRows)
+    {
+        foreach (int blockWidth in new[] { 4, 1 })
+        {
+            var layer = PointwiseLayer.BlockStructured(new Random(chunkRows * 7 + blockWidth), 23, 48, blockWidth, 0.8f);
+            using var whole = layer.Prepare(PointwiseKernelTests.ForceSparse);
+            using var chunked = PointwiseWeights.Create(layer.Weights, layer.Bias, 23, 48, PointwiseKernelTests.ForceSparse, chunkRows);
+            var dense = new float[23 * 48];
+            chunked.ToDense(dense);
+            Assert.Equal(layer.Weights, dense);
+            Assert.Equal(Math.Min(chunkRows, 48), chunked.ChunkRows);
+            Assert.Equal((48 + chunked.ChunkRows - 1) / chunked.ChunkRows, chunked.ChunkCount);
+            Assert.Equal(whole.BlockWidth, chunked.BlockWidth);
+            Assert.Equal(whole.BlockCount, chunked.BlockCount);
+            Assert.Equal(whole.StoredValueCount, chunked.StoredValueCount);
+        }
+        // The dense path keeps one chunk whatever is asked.
+        using var dense1 = PointwiseWeights.Create(new float[12], [], 3, 4, PointwiseKernelTests.ForceDense, chunkRows);
+        Assert.Equal(1, dense1.ChunkCount);
+        Assert.Throws<ArgumentOutOfRangeException>(() => PointwiseWeights.Create(new float[12], [], 3, 4, 0f, chunkRows: 0));
+    }
+
+    [Theory]
     [InlineData(4)]
     [InlineData(2)]
     [InlineData(1)]
