@@ -30,7 +30,7 @@ internal static unsafe class DepthwiseConvKernel
         }
         // 3x3 rows between a half and a whole 512-bit vector wide (14x14): 256-bit rows beat a flat run plus the copy out
         // (measured; 5x5 there is as fast flat).
-        if (TVec.Count == 16 && g.OutWidth >= 8 && g.OutWidth < 16 && g.KernelHeight == 3 && g.KernelWidth == 3)
+        if (TVec.Count == 16 && g.OutWidth >= 8 && g.OutWidth < 16 && g.KernelHeight == 3 && g.KernelWidth == 3 && !Rows3x3<TVec>.PaddedRowIsOneVector(g))
         {
             Run<Float256>(input, output, weights, bias, g, channelStart, channelEnd, activation, scratch);
             return;
@@ -143,6 +143,10 @@ internal static unsafe class DepthwiseConvKernel
             g.KernelHeight == 3 && g.KernelWidth == 3 && g.StrideHeight <= 2 && g.StrideWidth <= 2 &&
             g.OutHeight * g.PhaseWidth >= TVec.Count;
 
+        /// <summary>Stride 1 with each zero-padded row exactly one vector (14x14 with padding 1 under AVX-512).</summary>
+        public static bool PaddedRowIsOneVector(in ConvGeometry g) =>
+            g.KernelHeight == 3 && g.KernelWidth == 3 && g.StrideHeight == 1 && g.StrideWidth == 1 && g.PhaseWidth == TVec.Count && g.OutHeight >= 2;
+
         public void Run<TFunction>() where TFunction : struct, IActivationFunction
         {
             int outHeight = g.OutHeight, outWidth = g.OutWidth, n = TVec.Count;
@@ -161,6 +165,11 @@ internal static unsafe class DepthwiseConvKernel
                 float* w = weights + 9L * c;
                 float bc = bias[c];
                 float* destination = output + (long)c * g.OutPlaneStride;
+                if (PaddedRowIsOneVector(g))
+                {
+                    VectorRows<TFunction>(scratch, w, bc, destination, outHeight, outWidth, alpha, beta);
+                    continue;
+                }
                 if (outWidth < n)
                 {
                     // Narrow plane: one flat run over all rows at the planes' pitch, then the valid columns moved into place.
@@ -201,6 +210,45 @@ internal static unsafe class DepthwiseConvKernel
                 a = Fma3(columns.Load(p + lastRow), w6, w7, w8, a);
                 TFunction.Apply(a, alpha, beta).Store(to + at);
             }
+        }
+
+        /// <summary>
+        /// Stride 1 where each padded row is one vector: every padded row is loaded once at its three column taps and feeds
+        /// the three output rows whose window covers it (3 loads per 9 FMAs), with no per-row calls. Output rows are stored
+        /// whole in order, so the lanes past a row land on the next row's start and are rewritten by its store; the last
+        /// row goes through scratch so nothing past the plane is written.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static void VectorRows<TFunction>(float* plane, float* weights, float bias, float* output, int outHeight, int outWidth, float alpha, float beta)
+            where TFunction : struct, IActivationFunction
+        {
+            TVec w0 = TVec.Broadcast(weights[0]), w1 = TVec.Broadcast(weights[1]), w2 = TVec.Broadcast(weights[2]);
+            TVec w3 = TVec.Broadcast(weights[3]), w4 = TVec.Broadcast(weights[4]), w5 = TVec.Broadcast(weights[5]);
+            TVec w6 = TVec.Broadcast(weights[6]), w7 = TVec.Broadcast(weights[7]), w8 = TVec.Broadcast(weights[8]), b = TVec.Broadcast(bias);
+            var columns = new ColumnTaps(1, 2);
+            nint n = TVec.Count;
+            // Output row r - 2 is finished by padded row r, r - 1 continued, r started: the same (ky, kx) order as every path.
+            TVec older = b, newer = b;
+            Row3 v = columns.Load(plane);
+            newer = Fma3(v, w0, w1, w2, b);
+            v = columns.Load(plane + n);
+            older = Fma3(v, w3, w4, w5, newer);
+            newer = Fma3(v, w0, w1, w2, b);
+            for (int r = 2; r < outHeight; r++)
+            {
+                v = columns.Load(plane + r * n);
+                TFunction.Apply(Fma3(v, w6, w7, w8, older), alpha, beta).Store(output + (r - 2) * (nint)outWidth);
+                older = Fma3(v, w3, w4, w5, newer);
+                newer = Fma3(v, w0, w1, w2, b);
+            }
+            v = columns.Load(plane + outHeight * n);
+            TFunction.Apply(Fma3(v, w6, w7, w8, older), alpha, beta).Store(output + (outHeight - 2) * (nint)outWidth);
+            newer = Fma3(v, w3, w4, w5, newer);
+            v = columns.Load(plane + (outHeight + 1) * n);
+            // The last row: through the row of scratch past the planes, so its spare lanes stay inside scratch.
+            float* last = plane + (outHeight + 2) * n;
+            TFunction.Apply(Fma3(v, w6, w7, w8, newer), alpha, beta).Store(last);
+            new ReadOnlySpan<float>(last, outWidth).CopyTo(new Span<float>(output + (outHeight - 1) * (nint)outWidth, outWidth));
         }
 
         /// <summary>

@@ -63,6 +63,33 @@ public sealed class ConvolutionKernelTests
         }
     }
 
+    /// <summary>
+    /// 3x3 stride 1 where each zero-padded row is exactly one vector (14x14 with padding 1 under AVX-512, 6x6 under AVX2,
+    /// 2x2 under SSE/NEON): every split of the two padding columns, output heights 1..6 and 14, every activation kind
+    /// that changes values.
+    /// </summary>
+    [Theory]
+    [InlineData(4)]
+    [InlineData(8)]
+    [InlineData(16)]
+    public void Depthwise3x3_RowsOfOneVector_MatchReference(int lanes)
+    {
+        var random = new Random(400 + lanes);
+        foreach (int outHeight in new[] { 1, 2, 3, 4, 5, 6, 14 })
+            foreach (int left in new[] { 0, 1, 2 })
+            {
+                var pad = new Padding(outHeight % 2, left, (outHeight + 1) % 2, 2 - left);
+                int width = lanes - 2, height = outHeight + 2 - pad.Top - pad.Bottom;
+                var activation = (outHeight % 3) switch { 0 => Activation.Relu6, 1 => Activation.HardSwish, _ => default };
+                var builder = new SparseNetworkBuilder(5, height, width);
+                float[] w = ScalarReference.Random(random, 5 * 9), b = ScalarReference.Random(random, 5), input = ScalarReference.Random(random, builder.Input.Length);
+                TensorHandle y = builder.DepthwiseConv(builder.Input, w, b, 3, 3, 1, 1, pad, activation);
+                float[] expected = ScalarReference.Conv(input, 5, height, width, w, b, 5, 3, 3, 1, 1, pad, 5, activation);
+                Assert.Equal(5 * outHeight * (lanes - 2), expected.Length);
+                CheckEveryWidthAndThreadCount(builder, y, input, expected, $"depthwise 3x3 s1 {height}x{width} {pad} {activation}");
+            }
+    }
+
     /// <summary>Every SIMD width and thread count against <paramref name="expected"/>; 2 threads bitwise equal to 1.</summary>
     private static void CheckEveryWidthAndThreadCount(SparseNetworkBuilder builder, TensorHandle y, float[] input, float[] expected, string what)
     {
