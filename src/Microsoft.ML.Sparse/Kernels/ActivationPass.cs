@@ -109,13 +109,14 @@ internal readonly struct IdentityFunction : IActivationFunction
 internal readonly struct ReluFunction : IActivationFunction
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec> => TVec.Max(x, TVec.Zero);
+    public static TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec> => VectorActivation.AtLeast(x, TVec.Zero);
 }
 
 internal readonly struct ClipFunction : IActivationFunction
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec> => TVec.Min(TVec.Max(x, TVec.Broadcast(alpha)), TVec.Broadcast(beta));
+    public static TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec> =>
+        VectorActivation.Clamp(x, TVec.Broadcast(alpha), TVec.Broadcast(beta));
 }
 
 internal readonly struct HardSigmoidFunction : IActivationFunction

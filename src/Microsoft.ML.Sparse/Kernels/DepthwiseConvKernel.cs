@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Microsoft.ML.Sparse.Kernels;
 
@@ -159,15 +161,23 @@ internal static unsafe class DepthwiseConvKernel
             // Padded rows ky = 0, 1, 2 of output row oy: oy * pitch plus 0, oddRow, and 2 * pitch (stride 1) or pitch (stride 2).
             nint lastRow = g.StrideHeight == 1 ? 2 * pitch : pitch;
             float* rowScratch = scratch + g.PlaneFloats, flat = scratch + g.ScratchFloats(1);
+            bool maskedRows = PaddedRowIsOneVector(g) && typeof(TVec) == typeof(Float512) && Avx512F.IsSupported;
             for (int c = channelStart; c < channelEnd; c++)
             {
-                ConvPlanes.Build(input + (long)c * g.InPlaneStride, g, scratch, rowScratch, 0, g.PaddedHeight);
                 float* w = weights + 9L * c;
                 float bc = bias[c];
                 float* destination = output + (long)c * g.OutPlaneStride;
+                if (maskedRows)
+                {
+                    // Padded rows straight from the input with masked loads: no copy into the planes at all.
+                    var rows = new MaskedRows(input + (long)c * g.InPlaneStride, g);
+                    VectorRows<TFunction, MaskedRows>(rows, scratch, w, bc, destination, outHeight, outWidth, alpha, beta);
+                    continue;
+                }
+                ConvPlanes.Build(input + (long)c * g.InPlaneStride, g, scratch, rowScratch, 0, g.PaddedHeight);
                 if (PaddedRowIsOneVector(g))
                 {
-                    VectorRows<TFunction>(scratch, w, bc, destination, outHeight, outWidth, alpha, beta);
+                    VectorRows<TFunction, PlaneRows>(new PlaneRows(scratch), scratch, w, bc, destination, outHeight, outWidth, alpha, beta);
                     continue;
                 }
                 if (outWidth < n)
@@ -219,36 +229,92 @@ internal static unsafe class DepthwiseConvKernel
         /// row goes through scratch so nothing past the plane is written.
         /// </summary>
         [MethodImpl(MethodImplOptions.NoInlining)]
-        private static void VectorRows<TFunction>(float* plane, float* weights, float bias, float* output, int outHeight, int outWidth, float alpha, float beta)
-            where TFunction : struct, IActivationFunction
+        private static void VectorRows<TFunction, TRows>(TRows rows, float* scratch, float* weights, float bias, float* output, int outHeight, int outWidth,
+            float alpha, float beta) where TFunction : struct, IActivationFunction where TRows : struct, IPaddedRows
         {
             TVec w0 = TVec.Broadcast(weights[0]), w1 = TVec.Broadcast(weights[1]), w2 = TVec.Broadcast(weights[2]);
             TVec w3 = TVec.Broadcast(weights[3]), w4 = TVec.Broadcast(weights[4]), w5 = TVec.Broadcast(weights[5]);
             TVec w6 = TVec.Broadcast(weights[6]), w7 = TVec.Broadcast(weights[7]), w8 = TVec.Broadcast(weights[8]), b = TVec.Broadcast(bias);
-            var columns = new ColumnTaps(1, 2);
-            nint n = TVec.Count;
             // Output row r - 2 is finished by padded row r, r - 1 continued, r started: the same (ky, kx) order as every path.
-            TVec older = b, newer = b;
-            Row3 v = columns.Load(plane);
+            TVec older, newer;
+            Row3 v = rows.Load(0);
             newer = Fma3(v, w0, w1, w2, b);
-            v = columns.Load(plane + n);
+            v = rows.Load(1);
             older = Fma3(v, w3, w4, w5, newer);
             newer = Fma3(v, w0, w1, w2, b);
             for (int r = 2; r < outHeight; r++)
             {
-                v = columns.Load(plane + r * n);
+                v = rows.Load(r);
                 TFunction.Apply(Fma3(v, w6, w7, w8, older), alpha, beta).Store(output + (r - 2) * (nint)outWidth);
                 older = Fma3(v, w3, w4, w5, newer);
                 newer = Fma3(v, w0, w1, w2, b);
             }
-            v = columns.Load(plane + outHeight * n);
+            v = rows.Load(outHeight);
             TFunction.Apply(Fma3(v, w6, w7, w8, older), alpha, beta).Store(output + (outHeight - 2) * (nint)outWidth);
             newer = Fma3(v, w3, w4, w5, newer);
-            v = columns.Load(plane + (outHeight + 1) * n);
-            // The last row: through the row of scratch past the planes, so its spare lanes stay inside scratch.
-            float* last = plane + (outHeight + 2) * n;
+            v = rows.Load(outHeight + 1);
+            // The last row goes through scratch past the planes (the row scratch), so its spare lanes stay inside scratch.
+            float* last = scratch + (outHeight + 2) * (nint)TVec.Count;
             TFunction.Apply(Fma3(v, w6, w7, w8, newer), alpha, beta).Store(last);
             new ReadOnlySpan<float>(last, outWidth).CopyTo(new Span<float>(output + (outHeight - 1) * (nint)outWidth, outWidth));
+        }
+
+        /// <summary>Padded row r of a channel as its three column taps (kx = 0, 1, 2), one vector each.</summary>
+        private interface IPaddedRows
+        {
+            Row3 Load(int r);
+        }
+
+        /// <summary>Rows of the zero-padded plane <see cref="ConvPlanes.Build"/> wrote (one vector per row).</summary>
+        private readonly struct PlaneRows(float* plane) : IPaddedRows
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            public Row3 Load(int r)
+            {
+                float* p = plane + r * (nint)TVec.Count;
+                return new Row3(TVec.Load(p), TVec.Load(p + 1), TVec.Load(p + 2));
+            }
+        }
+
+        /// <summary>
+        /// Rows read straight from the input channel with AVX-512 masked loads: lane j of tap kx is input column
+        /// j + kx - Left when that lies in the row, else zero, and masked-off lanes are never read (no fault, no copy).
+        /// Rows above or below the input are zero.
+        /// </summary>
+        private readonly struct MaskedRows : IPaddedRows
+        {
+            private readonly float* _channel;
+            private readonly int _width, _height, _top, _left;
+            private readonly Vector512<float> _mask0, _mask1, _mask2;
+
+            public MaskedRows(float* channel, in ConvGeometry g)
+            {
+                _channel = channel;
+                _width = g.InWidth;
+                _height = g.InHeight;
+                _top = g.Pad.Top;
+                _left = g.Pad.Left;
+                Vector512<int> lane = Vector512<int>.Indices - Vector512.Create(_left);
+                Vector512<int> width = Vector512.Create(_width);
+                _mask0 = InRow(lane, width);
+                _mask1 = InRow(lane + Vector512<int>.One, width);
+                _mask2 = InRow(lane + Vector512.Create(2), width);
+            }
+
+            private static Vector512<float> InRow(Vector512<int> column, Vector512<int> width) =>
+                (Vector512.GreaterThanOrEqual(column, Vector512<int>.Zero) & Vector512.LessThan(column, width)).AsSingle();
+
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            public Row3 Load(int r)
+            {
+                int y = r - _top;
+                if ((uint)y >= (uint)_height) return new Row3(TVec.Zero, TVec.Zero, TVec.Zero);
+                float* p = _channel + (nint)y * _width - _left;
+                return new Row3(
+                    Unsafe.BitCast<Vector512<float>, TVec>(Avx512F.MaskLoad(p, _mask0, Vector512<float>.Zero)),
+                    Unsafe.BitCast<Vector512<float>, TVec>(Avx512F.MaskLoad(p + 1, _mask1, Vector512<float>.Zero)),
+                    Unsafe.BitCast<Vector512<float>, TVec>(Avx512F.MaskLoad(p + 2, _mask2, Vector512<float>.Zero)));
+            }
         }
 
         /// <summary>

@@ -438,27 +438,10 @@ internal static unsafe class PointwiseKernel
     private static void ClampRow<TVec, TVectors>(ref TVec a0, ref TVec a1, ref TVec a2, ref TVec a3, TVec min, TVec max)
         where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
     {
-        a0 = Clamp(a0, min, max);
-        if (TVectors.Value > 1) a1 = Clamp(a1, min, max);
-        if (TVectors.Value > 2) a2 = Clamp(a2, min, max);
-        if (TVectors.Value > 3) a3 = Clamp(a3, min, max);
-    }
-
-    /// <summary>
-    /// min(max(x, lo), hi) with one vmaxps and one vminps: the IEEE Max/Min of <see cref="IFloatVector{TSelf}"/> cost three
-    /// more instructions each to order -0 and NaN, which shows on blocks with few rows. The bound goes first so a NaN in
-    /// <paramref name="value"/> still propagates (x86 returns the second operand on NaN); -0 may stay -0.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static TVec Clamp<TVec>(TVec value, TVec min, TVec max) where TVec : struct, IFloatVector<TVec>
-    {
-        if (typeof(TVec) == typeof(Float512))
-            return Unsafe.BitCast<Vector512<float>, TVec>(Vector512.MinNative(Unsafe.BitCast<TVec, Vector512<float>>(max),
-                Vector512.MaxNative(Unsafe.BitCast<TVec, Vector512<float>>(min), Unsafe.BitCast<TVec, Vector512<float>>(value))));
-        if (typeof(TVec) == typeof(Float256))
-            return Unsafe.BitCast<Vector256<float>, TVec>(Vector256.MinNative(Unsafe.BitCast<TVec, Vector256<float>>(max),
-                Vector256.MaxNative(Unsafe.BitCast<TVec, Vector256<float>>(min), Unsafe.BitCast<TVec, Vector256<float>>(value))));
-        return TVec.Min(TVec.Max(value, min), max);
+        a0 = VectorActivation.Clamp(a0, min, max);
+        if (TVectors.Value > 1) a1 = VectorActivation.Clamp(a1, min, max);
+        if (TVectors.Value > 2) a2 = VectorActivation.Clamp(a2, min, max);
+        if (TVectors.Value > 3) a3 = VectorActivation.Clamp(a3, min, max);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Microsoft.ML.Sparse.Kernels;
 
@@ -11,14 +12,41 @@ internal static class VectorActivation
         switch (activation.Kind)
         {
             case ActivationKind.None: return x;
-            case ActivationKind.Relu: return TVec.Max(x, TVec.Zero);
-            case ActivationKind.Clip: return TVec.Min(TVec.Max(x, TVec.Broadcast(activation.Alpha)), TVec.Broadcast(activation.Beta));
+            case ActivationKind.Relu: return AtLeast(x, TVec.Zero);
+            case ActivationKind.Clip: return Clamp(x, TVec.Broadcast(activation.Alpha), TVec.Broadcast(activation.Beta));
             case ActivationKind.HardSigmoid: return HardSigmoid(x, activation.Alpha, activation.Beta);
             case ActivationKind.HardSwish: return x * HardSigmoid(x, 1f / 6f, 0.5f);
             case ActivationKind.Sigmoid: return TVec.Broadcast(1f) / (TVec.Broadcast(1f) + TVec.Exp(TVec.Zero - x));
             case ActivationKind.Swish: return x / (TVec.Broadcast(1f) + TVec.Exp(TVec.Zero - x));
             default: throw new InvalidOperationException($"Unknown activation {activation.Kind}.");
         }
+    }
+
+    /// <summary>
+    /// max(x, lo) as one vmaxps: the IEEE Max of <see cref="IFloatVector{TSelf}"/> costs three more instructions to order -0
+    /// and NaN, which shows in epilogues of short rows and small blocks. The bound goes first so a NaN in
+    /// <paramref name="value"/> still propagates (x86 returns the second operand on NaN); -0 may stay -0.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec AtLeast<TVec>(TVec value, TVec min) where TVec : struct, IFloatVector<TVec>
+    {
+        if (typeof(TVec) == typeof(Float512))
+            return Unsafe.BitCast<Vector512<float>, TVec>(Vector512.MaxNative(Unsafe.BitCast<TVec, Vector512<float>>(min), Unsafe.BitCast<TVec, Vector512<float>>(value)));
+        if (typeof(TVec) == typeof(Float256))
+            return Unsafe.BitCast<Vector256<float>, TVec>(Vector256.MaxNative(Unsafe.BitCast<TVec, Vector256<float>>(min), Unsafe.BitCast<TVec, Vector256<float>>(value)));
+        return TVec.Max(value, min);
+    }
+
+    /// <summary>min(max(x, lo), hi) with one vmaxps and one vminps, NaN propagating as in <see cref="AtLeast{TVec}"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TVec Clamp<TVec>(TVec value, TVec min, TVec max) where TVec : struct, IFloatVector<TVec>
+    {
+        TVec low = AtLeast(value, min);
+        if (typeof(TVec) == typeof(Float512))
+            return Unsafe.BitCast<Vector512<float>, TVec>(Vector512.MinNative(Unsafe.BitCast<TVec, Vector512<float>>(max), Unsafe.BitCast<TVec, Vector512<float>>(low)));
+        if (typeof(TVec) == typeof(Float256))
+            return Unsafe.BitCast<Vector256<float>, TVec>(Vector256.MinNative(Unsafe.BitCast<TVec, Vector256<float>>(max), Unsafe.BitCast<TVec, Vector256<float>>(low)));
+        return TVec.Min(low, max);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
