@@ -25,7 +25,8 @@ public readonly record struct PointwiseShape(int InChannels, int OutChannels, in
 /// <see cref="SparseNetworkOptions.DefaultSparseThreshold"/>). The GFLOP/s columns count useful flops (2 x nonzeros x pixels
 /// for SpMM, 2 x Cout x Cin x pixels for dense) over the mean and over the fastest iteration (the machine may be shared);
 /// Ratio is time over the dense baseline. <see cref="BlockSize"/> 4 prunes whole blocks of 4 output channels x 1 input (the
-/// pruner's BlockSize option), which lets SpMM use 4-channel blocks.
+/// pruner's BlockSize option), which lets SpMM use 4-channel blocks. As in the engine, planes are padded to whole cache
+/// lines (<see cref="PlaneLayout"/>) and sparse weights are cut into L1-sized chunks of input rows.
 /// </summary>
 [MemoryDiagnoser]
 [Config(typeof(GflopsConfig))]
@@ -33,6 +34,7 @@ public unsafe class PointwiseBenchmarks
 {
     private PointwiseWeights _sparse = null!, _dense = null!;
     private float* _input, _output;
+    private int _planeStride;
 
     /// <summary>MobileNet v1 (512x512 at 14x14, 1024x1024 at 7x7, 64->128 at 112x112) and v2 (96->576 at 14x14, 32->192 at 112x112).</summary>
     public static IEnumerable<PointwiseShape> Shapes =>
@@ -59,10 +61,11 @@ public unsafe class PointwiseBenchmarks
         var random = new Random(42);
         var weights = MagnitudePruned(random, Shape.OutChannels, Shape.InChannels, Sparsity, BlockSize);
         var bias = RandomValues(random, Shape.OutChannels);
-        _sparse = PointwiseWeights.Create(weights, bias, Shape.OutChannels, Shape.InChannels, sparseThreshold: 0f);
+        _sparse = PointwiseWeights.Create(weights, bias, Shape.OutChannels, Shape.InChannels, sparseThreshold: 0f, PointwiseKernel.ChunkRows(SimdWidth.Auto));
         _dense = PointwiseWeights.Create(weights, bias, Shape.OutChannels, Shape.InChannels, sparseThreshold: float.PositiveInfinity);
-        _input = Allocate(RandomValues(random, Shape.InChannels * Shape.Pixels));
-        _output = Allocate(new float[Shape.OutChannels * Shape.Pixels]);
+        _planeStride = PlaneLayout.Padded(Shape.Pixels);
+        _input = Allocate(RandomValues(random, Shape.InChannels * _planeStride));
+        _output = Allocate(new float[Shape.OutChannels * _planeStride]);
     }
 
     /// <summary>Frees what <see cref="Setup"/> made.</summary>
@@ -84,7 +87,7 @@ public unsafe class PointwiseBenchmarks
     public void Sparse() => Run(_sparse);
 
     private void Run(PointwiseWeights weights) =>
-        PointwiseKernel.Run(weights, _input, _output, null, PlaneStrides.Dense(Shape.Pixels), 0, Shape.Pixels, 0, Shape.OutChannels, Activation.Relu6, SimdWidth.Auto);
+        PointwiseKernel.Run(weights, _input, _output, null, PlaneStrides.Dense(_planeStride), 0, _planeStride, 0, Shape.OutChannels, Activation.Relu6, SimdWidth.Auto);
 
     /// <summary>
     /// Gaussian weights <c>[outChannels, inChannels]</c> with the <see cref="ZeroCount"/> blocks of <paramref name="blockSize"/>
