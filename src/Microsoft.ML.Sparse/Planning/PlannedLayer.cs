@@ -123,6 +123,12 @@ internal sealed unsafe class DepthwiseLayer(string name, TensorHandle input, Ten
         (int start, int end) = WorkSplit.Range(Output.Channels, part, parts);
         DepthwiseConvKernel.Run<TVec>(InputOf(tensors), OutputOf(tensors), Weights, Bias, StridedGeometry(tensors), start, end, Activation, scratch);
     }
+
+    internal ConvGeometry WindowGeometry => Geometry;
+
+    /// <summary>Every channel of a band of rows: <paramref name="band"/> is the layer's geometry cut to those rows.</summary>
+    internal void RunBand<TVec>(float* input, float* output, in ConvGeometry band, float* scratch) where TVec : struct, IFloatVector<TVec> =>
+        DepthwiseConvKernel.Run<TVec>(input, output, Weights, Bias, band, 0, Output.Channels, Activation, scratch);
 }
 
 /// <summary>
@@ -176,6 +182,14 @@ internal sealed unsafe class PointwiseLayer(string name, TensorHandle[] inputs, 
             PointwiseKernel.Run(weights, InputOf(tensors), OutputOf(tensors), residual, strides, pixelStart, pixelEnd - pixelStart,
                 channelStart, channelEnd, _activation, width);
     }
+
+    /// <summary>
+    /// Every output channel of <paramref name="pixelCount"/> pixels (no residual): <paramref name="input"/> points at the first
+    /// pixel of input channel 0, <paramref name="output"/> at the first of output channel 0.
+    /// </summary>
+    internal void RunPixels(float* input, int inputStride, float* output, int outputStride, int pixelCount) =>
+        PointwiseKernel.Run(weights, input, output, null, new PlaneStrides(inputStride, outputStride, outputStride), 0, pixelCount,
+            0, Output.Channels, _activation, width);
 }
 
 /// <summary>

@@ -157,8 +157,13 @@ public sealed class SparseNetworkBuilder
             foreach (TensorHandle input in _layers[i].Inputs) needed[input.Id] = true;
         }
         kept.Reverse();
-        var snapshot = new SparseNetworkOptions { Threads = options.Threads, SparseThreshold = options.SparseThreshold, MaxSimdWidth = options.MaxSimdWidth };
-        return new SparseNetwork(kept.Select(layer => layer.Prepare(snapshot)).ToArray(), Input, output, _tensors.Count, snapshot);
+        var snapshot = new SparseNetworkOptions
+        {
+            Threads = options.Threads, SparseThreshold = options.SparseThreshold, MaxSimdWidth = options.MaxSimdWidth, FuseLayers = options.FuseLayers,
+        };
+        PlannedLayer[] prepared = kept.Select(layer => layer.Prepare(snapshot)).ToArray();
+        if (snapshot.FuseLayers) prepared = FusedPointwiseDepthwiseLayer.FuseBands(prepared, output.Id);
+        return new SparseNetwork(prepared, Input, output, _tensors.Count, snapshot);
     }
 
     /// <summary>Largest tensor, in floats (2 GiB): lengths and arena offsets are 32-bit.</summary>

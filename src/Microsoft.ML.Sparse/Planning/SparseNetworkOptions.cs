@@ -15,6 +15,9 @@ public sealed class SparseNetworkOptions
     /// <summary>The widest SIMD width the kernels may use; narrower widths are for tests and comparisons.</summary>
     public SimdWidth MaxSimdWidth { get; set; } = SimdWidth.Auto;
 
+    /// <summary>Whether large 1x1 outputs feeding a depthwise layer run fused band by band (same bits either way; off for comparisons).</summary>
+    internal bool FuseLayers { get; set; } = true;
+
     /// <summary>
     /// The measured sparsity above which SpMM beats the dense 1x1 path on this engine: PointwiseBenchmarks (single thread,
     /// AVX-512, random magnitude pruning) put the crossover at 0.45-0.5 for the shallow MobileNet shapes (32->192, 64->128
