@@ -4,14 +4,16 @@ using Microsoft.ML.Sparse.Benchmarks.EndToEnd;
 namespace Microsoft.ML.Sparse.Benchmarks;
 
 /// <summary>
-/// `e2e [--quick]` runs the end-to-end comparison and writes docs/benchmarks/; anything else goes to BenchmarkDotNet's
-/// switcher over every benchmark class here (e.g. --filter '*Pointwise*').
+/// `e2e [--quick | --targets]` runs the end-to-end comparison and writes docs/benchmarks/; `layers MODEL SPARSITY` prints
+/// where one inference spends its time, layer by layer; anything else goes to BenchmarkDotNet's switcher over every
+/// benchmark class here (e.g. --filter '*Pointwise*').
 /// </summary>
 internal static class Program
 {
     private static int Main(string[] args)
     {
         if (args.Length > 0 && args[0] == "e2e") return EndToEndRunner.Run(args[1..]);
+        if (args.Length > 0 && args[0] == "layers") return LayerProfile.Run(args[1..]);
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
         return 0;
     }

@@ -99,6 +99,25 @@ public sealed unsafe class SparseWorkspace : IDisposable
         if (_failure is { } failure) throw new InvalidOperationException("A SparseNetwork layer failed on a worker thread.", failure);
     }
 
+    /// <summary>
+    /// Runs layer <paramref name="index"/> alone on the calling thread, over the buffers an earlier run filled (for per-layer
+    /// profiling): <paramref name="input"/> and <paramref name="output"/> are the network's, pinned by the caller.
+    /// </summary>
+    internal void RunLayerAlone(int index, float* input, float* output)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        _tensors[Network.InputShape.Id] = (nint)input;
+        _tensors[Network.OutputShape.Id] = (nint)output;
+        PlannedLayer layer = Network.PlannedLayers[index];
+        switch (Network.Width)
+        {
+            case SimdWidth.Vector512: layer.Run<Float512>(_tensorTable, _scratch, 0, 1); break;
+            case SimdWidth.Vector256: layer.Run<Float256>(_tensorTable, _scratch, 0, 1); break;
+            case SimdWidth.Vector128: layer.Run<Float128>(_tensorTable, _scratch, 0, 1); break;
+            default: layer.Run<Scalar>(_tensorTable, _scratch, 0, 1); break;
+        }
+    }
+
     /// <summary>Announces the next inference (or the stop) to every worker, waking those that went to sleep.</summary>
     private void StartWorkers()
     {

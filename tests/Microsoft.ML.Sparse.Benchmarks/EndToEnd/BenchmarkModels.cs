@@ -5,10 +5,10 @@ internal static class BenchmarkModels
 {
     public static string RepositoryRoot { get; } = FindRepositoryRoot();
 
-    /// <summary>Path of the model pruned to <paramref name="sparsity"/> (1x1 and classifier weights, uniform per layer); 0 is the original file.</summary>
     /// <summary>Where the real model named <paramref name="model"/> lives: ../shared/models beside the repository (it may be missing).</summary>
     public static string SharedModelPath(string model) => Path.GetFullPath(Path.Combine(RepositoryRoot, "..", "shared", "models", model + ".onnx"));
 
+    /// <summary>Path of the model pruned to <paramref name="sparsity"/> (1x1 and classifier weights, uniform per layer); 0 is the original file.</summary>
     public static string Get(string model, double sparsity)
     {
         string original = SharedModelPath(model);
