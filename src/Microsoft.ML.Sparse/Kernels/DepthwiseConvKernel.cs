@@ -25,6 +25,11 @@ internal static unsafe class DepthwiseConvKernel
         int channelStart, int channelEnd, in Activation activation, float* scratch) where TVec : struct, IFloatVector<TVec>
     {
         if (channelStart >= channelEnd) return;
+        if (DepthwiseFlatKernel.Supports<TVec>(g))
+        {
+            DepthwiseFlatKernel.Run(input, output, weights, bias, g, channelStart, channelEnd, activation);
+            return;
+        }
         if (DepthwiseLanesKernel.Supports<TVec>(g))
         {
             DepthwiseLanesKernel.Run<TVec>(input, output, weights, bias, g, channelStart, channelEnd, activation, scratch);

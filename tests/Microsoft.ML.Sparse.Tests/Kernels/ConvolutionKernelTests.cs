@@ -126,6 +126,25 @@ public sealed class ConvolutionKernelTests
         }
     }
 
+    /// <summary>
+    /// Stride 1 with "same" width padding on planes of at most 64 pixels (the masked flat path under AVX-512, 7x7 in
+    /// MobileNets): every split of the width padding, top/bottom padding 0..k-1, 3x3 and 5x5, widths 1..9, 37 channels.
+    /// </summary>
+    [Theory]
+    [InlineData(3)]
+    [InlineData(5)]
+    public void Depthwise_SmallSamePaddedPlanes_MatchReference(int kernel)
+    {
+        var random = new Random(500 + kernel);
+        for (int width = 1; width <= 9; width++)
+            for (int left = 0; left < kernel; left++)
+            {
+                int height = Math.Max(1, 64 / width - (width + left) % 3), top = (width + left) % kernel;
+                var pad = new Padding(top, left, kernel - 1 - top, kernel - 1 - left);
+                CheckDepthwise(random, channels: 37, Math.Min(height, 9), width, kernel, stride: 1, pad);
+            }
+    }
+
     [Fact]
     public void Depthwise_HandlesRectangularKernelsAndStrides()
     {
