@@ -40,7 +40,7 @@ internal sealed unsafe class FusedPointwiseDepthwiseLayer : PlannedLayer
     /// Replaces each 1x1 layer (without residual) whose output is large and read only by the depthwise layer right after it
     /// with the fused layer. <paramref name="outputId"/> is the network output, which must stay a real tensor.
     /// </summary>
-    public static PlannedLayer[] FuseBands(PlannedLayer[] layers, int outputId)
+    public static PlannedLayer[] FuseBands(PlannedLayer[] layers, int outputId, int threads)
     {
         var readers = new Dictionary<int, int>();
         foreach (PlannedLayer layer in layers)
@@ -49,9 +49,15 @@ internal sealed unsafe class FusedPointwiseDepthwiseLayer : PlannedLayer
         for (int i = 0; i < layers.Length; i++)
         {
             if (i + 1 < layers.Length && layers[i] is PointwiseLayer pointwise && layers[i + 1] is DepthwiseLayer depthwise &&
-                Pays(pointwise, depthwise) && readers[pointwise.Output.Id] == 1 && pointwise.Output.Id != outputId)
+                readers[pointwise.Output.Id] == 1 && pointwise.Output.Id != outputId)
             {
-                fused.Add(new FusedPointwiseDepthwiseLayer(pointwise, depthwise));
+                if (Pays(pointwise, depthwise)) fused.Add(new FusedPointwiseDepthwiseLayer(pointwise, depthwise));
+                else if (threads > 1 && PairedPointwiseDepthwiseLayer.Qualifies(pointwise, depthwise)) fused.Add(new PairedPointwiseDepthwiseLayer(pointwise, depthwise));
+                else
+                {
+                    fused.Add(pointwise);
+                    continue;
+                }
                 i++;
             }
             else
@@ -105,14 +111,14 @@ internal sealed unsafe class FusedPointwiseDepthwiseLayer : PlannedLayer
                         .CopyTo(new Span<float>(band + (long)c * _bandPlane, kept * width));
             }
             if (r1 > r0 + kept)
-                _pointwise.RunPixels(input + (long)(r0 + kept) * width, inputStride, band + (long)kept * width, _bandPlane, (r1 - r0 - kept) * width);
+                _pointwise.RunPart(input + (long)(r0 + kept) * width, inputStride, band + (long)kept * width, _bandPlane, (r1 - r0 - kept) * width, 0, channels);
             computedStart = r0;
             computedEnd = Math.Max(r1, r0 + kept);
 
             var bandGeometry = new ConvGeometry(r1 - r0, width, g.KernelHeight, g.KernelWidth, g.StrideHeight, g.StrideWidth,
                 new Padding(Math.Max(0, -first), g.Pad.Left, Math.Max(0, last - g.InHeight), g.Pad.Right))
             { InPlaneStride = _bandPlane, OutPlaneStride = outputStride };
-            _depthwise.RunBand<TVec>(band, output + (long)o0 * outWidth, bandGeometry, depthwiseScratch);
+            _depthwise.RunChannels<TVec>(band, output + (long)o0 * outWidth, bandGeometry, 0, channels, depthwiseScratch);
         }
     }
 }

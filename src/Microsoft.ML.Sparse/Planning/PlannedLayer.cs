@@ -126,9 +126,10 @@ internal sealed unsafe class DepthwiseLayer(string name, TensorHandle input, Ten
 
     internal ConvGeometry WindowGeometry => Geometry;
 
-    /// <summary>Every channel of a band of rows: <paramref name="band"/> is the layer's geometry cut to those rows.</summary>
-    internal void RunBand<TVec>(float* input, float* output, in ConvGeometry band, float* scratch) where TVec : struct, IFloatVector<TVec> =>
-        DepthwiseConvKernel.Run<TVec>(input, output, Weights, Bias, band, 0, Output.Channels, Activation, scratch);
+    /// <summary>Channels [channelStart, channelEnd) with <paramref name="geometry"/> (the layer's, with strides, or cut to a band of rows).</summary>
+    internal void RunChannels<TVec>(float* input, float* output, in ConvGeometry geometry, int channelStart, int channelEnd, float* scratch)
+        where TVec : struct, IFloatVector<TVec> =>
+        DepthwiseConvKernel.Run<TVec>(input, output, Weights, Bias, geometry, channelStart, channelEnd, Activation, scratch);
 }
 
 /// <summary>
@@ -183,13 +184,16 @@ internal sealed unsafe class PointwiseLayer(string name, TensorHandle[] inputs, 
                 channelStart, channelEnd, _activation, width);
     }
 
+    /// <summary>Output channels are split at multiples of this (the block width).</summary>
+    internal int ChannelGranularity => weights.ChannelGranularity;
+
     /// <summary>
-    /// Every output channel of <paramref name="pixelCount"/> pixels (no residual): <paramref name="input"/> points at the first
-    /// pixel of input channel 0, <paramref name="output"/> at the first of output channel 0.
+    /// Output channels [channelStart, channelEnd) of <paramref name="pixelCount"/> pixels (no residual): <paramref name="input"/>
+    /// points at the first pixel of input channel 0, <paramref name="output"/> at the first of output channel 0.
     /// </summary>
-    internal void RunPixels(float* input, int inputStride, float* output, int outputStride, int pixelCount) =>
+    internal void RunPart(float* input, int inputStride, float* output, int outputStride, int pixelCount, int channelStart, int channelEnd) =>
         PointwiseKernel.Run(weights, input, output, null, new PlaneStrides(inputStride, outputStride, outputStride), 0, pixelCount,
-            0, Output.Channels, _activation, width);
+            channelStart, channelEnd, _activation, width);
 }
 
 /// <summary>

@@ -45,11 +45,14 @@ internal static class EngineAssert
             Assert.Fail($"{what}: max error {worst:G4} at {worstIndex} (expected {expected[worstIndex]:G9}, got {actual[worstIndex]:G9}) exceeds {tolerance:G2} x max |expected| {scale:G4}.");
     }
 
-    public static float[] Run(SparseNetworkBuilder builder, TensorHandle output, float[] input, SparseNetworkOptions options)
+    public static float[] Run(SparseNetworkBuilder builder, TensorHandle output, float[] input, SparseNetworkOptions options) =>
+        Run(builder.Build(output, options), input);
+
+    /// <summary>One inference on a fresh workspace.</summary>
+    public static float[] Run(SparseNetwork network, float[] input)
     {
-        SparseNetwork network = builder.Build(output, options);
         using SparseWorkspace workspace = network.CreateWorkspace();
-        var actual = new float[output.Length];
+        var actual = new float[network.OutputShape.Length];
         network.Run(input, actual, workspace);
         return actual;
     }

@@ -32,14 +32,49 @@ public sealed class FusedLayerTests
 
             SparseNetwork unfused = builder.Build(output, new SparseNetworkOptions { Threads = 1, FuseLayers = false });
             Assert.DoesNotContain(unfused.PlannedLayers, layer => layer is FusedPointwiseDepthwiseLayer);
-            float[] expected = Run(unfused, input);
+            float[] expected = EngineAssert.Run(unfused, input);
             foreach (int threads in new[] { 1, 2, 3 })
             {
                 SparseNetwork fused = builder.Build(output, new SparseNetworkOptions { Threads = threads });
                 Assert.IsType<FusedPointwiseDepthwiseLayer>(Assert.Single(fused.PlannedLayers));
-                float[] actual = Run(fused, input);
+                float[] actual = EngineAssert.Run(fused, input);
                 Assert.True(expected.AsSpan().SequenceEqual(actual), $"{channels}x{height}x{width} s{stride} k{kernel} {pad}, {threads} thread(s): fused differs from unfused.");
             }
+        }
+    }
+
+    /// <summary>
+    /// On small planes with several threads the pair runs channel range by channel range (<see cref="PairedPointwiseDepthwiseLayer"/>):
+    /// bitwise the unfused result, with block widths 1 and 4 (channel ranges at block boundaries), dense and padded planes.
+    /// </summary>
+    [Theory]
+    [InlineData(14, 14, 1)]
+    [InlineData(7, 7, 4)]
+    [InlineData(9, 13, 1)]
+    [InlineData(16, 16, 4)]
+    public void PairedEqualsUnfusedBitwise_OnSmallPlanes(int height, int width, int blockWidth)
+    {
+        var random = new Random(height * 31 + width + blockWidth);
+        var builder = new SparseNetworkBuilder(24, height, width);
+        // A 1x1 in front puts the pair's input in the arena (padded planes); the pair's own output is the network's.
+        TensorHandle first = builder.Pointwise(builder.Input, ScalarReference.Random(random, 24 * 24), [], 24, Activation.Relu);
+        float[] expand = ScalarReference.Random(random, 37 * 24);
+        for (int c0 = 0; c0 < 37; c0 += blockWidth)
+            for (int k = 0; k < 24; k++)
+                if (random.NextSingle() < 0.75f)
+                    for (int c = c0; c < Math.Min(37, c0 + blockWidth); c++) expand[c * 24 + k] = 0f;
+        TensorHandle middle = builder.Pointwise(first, expand, ScalarReference.Random(random, 37), 37, Activation.Relu6);
+        TensorHandle output = builder.DepthwiseConv(middle, ScalarReference.Random(random, 37 * 9), ScalarReference.Random(random, 37), 3, 3, padding: Padding.Uniform(1), activation: Activation.Relu6);
+        float[] input = ScalarReference.Random(random, builder.Input.Length);
+
+        SparseNetwork single = builder.Build(output, new SparseNetworkOptions { Threads = 1 });
+        Assert.DoesNotContain(single.PlannedLayers, layer => layer is PairedPointwiseDepthwiseLayer);
+        float[] expected = EngineAssert.Run(single, input);
+        foreach (int threads in new[] { 2, 3, 4 })
+        {
+            SparseNetwork paired = builder.Build(output, new SparseNetworkOptions { Threads = threads });
+            Assert.Contains(paired.PlannedLayers, layer => layer is PairedPointwiseDepthwiseLayer);
+            Assert.True(expected.AsSpan().SequenceEqual(EngineAssert.Run(paired, input)), $"{height}x{width}, block {blockWidth}, {threads} threads: paired differs.");
         }
     }
 
@@ -64,13 +99,5 @@ public sealed class FusedLayerTests
         TensorHandle withResidual = residual.Pointwise(residual.Input, ScalarReference.Random(random, 64 * 64), [], 64, residual: residual.Input);
         TensorHandle after = residual.DepthwiseConv(withResidual, ScalarReference.Random(random, 64 * 9), [], 3, 3);
         Assert.DoesNotContain(residual.Build(after).PlannedLayers, layer => layer is FusedPointwiseDepthwiseLayer);
-    }
-
-    private static float[] Run(SparseNetwork network, float[] input)
-    {
-        using SparseWorkspace workspace = network.CreateWorkspace();
-        var output = new float[network.OutputShape.Length];
-        network.Run(input, output, workspace);
-        return output;
     }
 }

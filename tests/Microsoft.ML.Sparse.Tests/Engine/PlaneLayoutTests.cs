@@ -17,7 +17,8 @@ public sealed class PlaneLayoutTests
         TensorHandle pw2 = builder.Pointwise(down, Values(random, 16 * 16), Values(random, 16), 16);
         TensorHandle pooled = builder.GlobalAveragePool(pw2);
         TensorHandle logits = builder.FullyConnected(pooled, Values(random, 5 * 16), Values(random, 5), 5);
-        SparseNetwork network = builder.Build(logits);
+        // One thread, so no 1x1 + depthwise pair hides the tensors between them.
+        SparseNetwork network = builder.Build(logits, new SparseNetworkOptions { Threads = 1 });
 
         Assert.Equal(196, network.PlaneStrides[builder.Input.Id]);     // the caller's input stays dense
         Assert.Equal(208, network.PlaneStrides[dw.Id]);
