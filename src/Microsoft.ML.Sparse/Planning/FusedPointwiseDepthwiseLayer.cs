@@ -37,10 +37,12 @@ internal sealed unsafe class FusedPointwiseDepthwiseLayer : PlannedLayer
     }
 
     /// <summary>
-    /// Replaces each 1x1 layer (without residual) whose output is large and read only by the depthwise layer right after it
-    /// with the fused layer. <paramref name="outputId"/> is the network output, which must stay a real tensor.
+    /// Replaces each 1x1 layer (without residual) whose output is read only by the depthwise layer right after it: with
+    /// this band-wise layer when the output is large, with <see cref="PairedPointwiseDepthwiseLayer"/> when the plane is
+    /// small and <paramref name="threads"/> share the work. <paramref name="outputId"/> is the network output, which must
+    /// stay a real tensor.
     /// </summary>
-    public static PlannedLayer[] FuseBands(PlannedLayer[] layers, int outputId, int threads)
+    public static PlannedLayer[] FusePairs(PlannedLayer[] layers, int outputId, int threads)
     {
         var readers = new Dictionary<int, int>();
         foreach (PlannedLayer layer in layers)

@@ -15,7 +15,7 @@ public sealed class SparseNetworkOptions
     /// <summary>The widest SIMD width the kernels may use; narrower widths are for tests and comparisons.</summary>
     public SimdWidth MaxSimdWidth { get; set; } = SimdWidth.Auto;
 
-    /// <summary>Whether large 1x1 outputs feeding a depthwise layer run fused band by band (same bits either way; off for comparisons).</summary>
+    /// <summary>Whether a 1x1 layer and the depthwise layer it alone feeds may run as one layer (same bits either way; off for comparisons).</summary>
     internal bool FuseLayers { get; set; } = true;
 
     /// <summary>
