@@ -212,10 +212,7 @@ internal static unsafe class DepthwiseConvKernel
         private static void OneRow<TFunction>(float* rows, nint oddRow, nint lastRow, ColumnTaps columns, float* weights, float bias, float* to, int width, float alpha, float beta)
             where TFunction : struct, IActivationFunction
         {
-            // The weights are broadcast into locals here: passed in as a struct they were re-read from the stack per FMA.
-            TVec w0 = TVec.Broadcast(weights[0]), w1 = TVec.Broadcast(weights[1]), w2 = TVec.Broadcast(weights[2]);
-            TVec w3 = TVec.Broadcast(weights[3]), w4 = TVec.Broadcast(weights[4]), w5 = TVec.Broadcast(weights[5]);
-            TVec w6 = TVec.Broadcast(weights[6]), w7 = TVec.Broadcast(weights[7]), w8 = TVec.Broadcast(weights[8]), b = TVec.Broadcast(bias);
+            Broadcast(weights, bias, out TVec w0, out TVec w1, out TVec w2, out TVec w3, out TVec w4, out TVec w5, out TVec w6, out TVec w7, out TVec w8, out TVec b);
             for (int x = 0; x < width; x += TVec.Count)
             {
                 int at = Math.Min(x, width - TVec.Count);
@@ -237,9 +234,7 @@ internal static unsafe class DepthwiseConvKernel
         private static void VectorRows<TFunction, TRows>(TRows rows, float* scratch, float* weights, float bias, float* output, int outHeight, int outWidth,
             float alpha, float beta) where TFunction : struct, IActivationFunction where TRows : struct, IPaddedRows
         {
-            TVec w0 = TVec.Broadcast(weights[0]), w1 = TVec.Broadcast(weights[1]), w2 = TVec.Broadcast(weights[2]);
-            TVec w3 = TVec.Broadcast(weights[3]), w4 = TVec.Broadcast(weights[4]), w5 = TVec.Broadcast(weights[5]);
-            TVec w6 = TVec.Broadcast(weights[6]), w7 = TVec.Broadcast(weights[7]), w8 = TVec.Broadcast(weights[8]), b = TVec.Broadcast(bias);
+            Broadcast(weights, bias, out TVec w0, out TVec w1, out TVec w2, out TVec w3, out TVec w4, out TVec w5, out TVec w6, out TVec w7, out TVec w8, out TVec b);
             // Output row r - 2 is finished by padded row r, r - 1 continued, r started: the same (ky, kx) order as every path.
             TVec older, newer;
             Row3 v = rows.Load(0);
@@ -330,10 +325,7 @@ internal static unsafe class DepthwiseConvKernel
         private static void FourRowsStride1<TFunction>(float* rows, nint pitch, ColumnTaps columns, float* weights, float bias, float* output, int outWidth, float alpha, float beta)
             where TFunction : struct, IActivationFunction
         {
-            // The weights are broadcast into locals here: passed in as a struct they were re-read from the stack per FMA.
-            TVec w0 = TVec.Broadcast(weights[0]), w1 = TVec.Broadcast(weights[1]), w2 = TVec.Broadcast(weights[2]);
-            TVec w3 = TVec.Broadcast(weights[3]), w4 = TVec.Broadcast(weights[4]), w5 = TVec.Broadcast(weights[5]);
-            TVec w6 = TVec.Broadcast(weights[6]), w7 = TVec.Broadcast(weights[7]), w8 = TVec.Broadcast(weights[8]), b = TVec.Broadcast(bias);
+            Broadcast(weights, bias, out TVec w0, out TVec w1, out TVec w2, out TVec w3, out TVec w4, out TVec w5, out TVec w6, out TVec w7, out TVec w8, out TVec b);
             for (int x = 0; x < outWidth; x += TVec.Count)
             {
                 int at = Math.Min(x, outWidth - TVec.Count);
@@ -368,10 +360,7 @@ internal static unsafe class DepthwiseConvKernel
         private static void FourRowsStride2<TFunction>(float* rows, nint pitch, nint oddRow, ColumnTaps columns, float* weights, float bias, float* output, int outWidth, float alpha, float beta)
             where TFunction : struct, IActivationFunction
         {
-            // The weights are broadcast into locals here: passed in as a struct they were re-read from the stack per FMA.
-            TVec w0 = TVec.Broadcast(weights[0]), w1 = TVec.Broadcast(weights[1]), w2 = TVec.Broadcast(weights[2]);
-            TVec w3 = TVec.Broadcast(weights[3]), w4 = TVec.Broadcast(weights[4]), w5 = TVec.Broadcast(weights[5]);
-            TVec w6 = TVec.Broadcast(weights[6]), w7 = TVec.Broadcast(weights[7]), w8 = TVec.Broadcast(weights[8]), b = TVec.Broadcast(bias);
+            Broadcast(weights, bias, out TVec w0, out TVec w1, out TVec w2, out TVec w3, out TVec w4, out TVec w5, out TVec w6, out TVec w7, out TVec w8, out TVec b);
             for (int x = 0; x < outWidth; x += TVec.Count)
             {
                 int at = Math.Min(x, outWidth - TVec.Count);
@@ -416,6 +405,19 @@ internal static unsafe class DepthwiseConvKernel
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
             public Row3 Load(float* p) => new(TVec.Load(p), TVec.Load(p + middle), TVec.Load(p + right));
+        }
+
+        /// <summary>
+        /// The nine weights and the bias of one channel as vectors, into the caller's locals: passed around as a struct they
+        /// were re-read from the stack per FMA.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Broadcast(float* weights, float bias, out TVec w0, out TVec w1, out TVec w2, out TVec w3, out TVec w4, out TVec w5,
+            out TVec w6, out TVec w7, out TVec w8, out TVec b)
+        {
+            w0 = TVec.Broadcast(weights[0]); w1 = TVec.Broadcast(weights[1]); w2 = TVec.Broadcast(weights[2]);
+            w3 = TVec.Broadcast(weights[3]); w4 = TVec.Broadcast(weights[4]); w5 = TVec.Broadcast(weights[5]);
+            w6 = TVec.Broadcast(weights[6]); w7 = TVec.Broadcast(weights[7]); w8 = TVec.Broadcast(weights[8]); b = TVec.Broadcast(bias);
         }
 
         /// <summary><paramref name="sum"/> plus one tap row (kx = 0, 1, 2 in order) of <paramref name="v"/>.</summary>
