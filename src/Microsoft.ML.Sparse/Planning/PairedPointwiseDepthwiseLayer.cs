@@ -9,43 +9,27 @@ namespace Microsoft.ML.Sparse;
 /// layers last 10-40 us, so the waits weigh) and keeps the depthwise input on the core that computed it. Each value is
 /// computed exactly as by the two layers apart, so results are the same bits.
 /// </summary>
-internal sealed unsafe class PairedPointwiseDepthwiseLayer : PlannedLayer
+internal sealed unsafe class PairedPointwiseDepthwiseLayer(PointwiseLayer pointwise, DepthwiseLayer depthwise) : PointwiseDepthwisePair(pointwise, depthwise)
 {
     /// <summary>Planes up to this many pixels: where the 1x1 layer splits its output channels between threads anyway.</summary>
     public const int MaxPixels = 256;
 
-    private readonly PointwiseLayer _pointwise;
-    private readonly DepthwiseLayer _depthwise;
-    private readonly int _plane;
+    private readonly int _plane = PlaneLayout.Padded(pointwise.Output.Height * pointwise.Output.Width);
 
-    public PairedPointwiseDepthwiseLayer(PointwiseLayer pointwise, DepthwiseLayer depthwise)
-        : base($"{pointwise.Name} + {depthwise.Name}", "Pointwise+Depthwise", pointwise.Inputs, depthwise.Output)
-    {
-        _pointwise = pointwise;
-        _depthwise = depthwise;
-        _plane = PlaneLayout.Padded(pointwise.Output.Height * pointwise.Output.Width);
-    }
+    /// <summary>Whether the plane is small enough for channel ranges.</summary>
+    public static bool Pays(PointwiseLayer pointwise) => pointwise.Output.Height * pointwise.Output.Width <= MaxPixels;
 
-    /// <summary>Whether the pair qualifies: no residual, the depthwise layer reads the 1x1 output, a small plane.</summary>
-    public static bool Qualifies(PointwiseLayer pointwise, DepthwiseLayer depthwise) =>
-        pointwise.Inputs.Length == 1 && depthwise.Inputs[0].Id == pointwise.Output.Id &&
-        pointwise.Output.Height * pointwise.Output.Width <= MaxPixels;
-
-    public override int ScratchFloats => BufferPlanner.RoundUp(_pointwise.Output.Channels * _plane) + _depthwise.ScratchFloats;
-    public override float Sparsity => _pointwise.Sparsity;
-    public override string KernelName => $"{_pointwise.KernelName} + {_depthwise.KernelName}";
-    public override long DenseMacs => _pointwise.DenseMacs + _depthwise.DenseMacs;
-    public override long ExecutedMacs => _pointwise.ExecutedMacs + _depthwise.ExecutedMacs;
+    protected override int MiddleFloats => Pointwise.Output.Channels * _plane;
 
     public override void Run<TVec>(TensorTable tensors, float* scratch, int part, int parts)
     {
-        (int start, int end) = WorkSplit.Range(_pointwise.Output.Channels, part, parts, _pointwise.ChannelGranularity);
+        (int start, int end) = WorkSplit.Range(Pointwise.Output.Channels, part, parts, Pointwise.ChannelGranularity);
         if (start >= end) return;
         int inputStride = InputStride(tensors);
         // Channel c of the 1x1 output sits at scratch + (c - start) x plane; padding pixels are computed where the input has them.
         float* middle = scratch - (long)start * _plane;
-        _pointwise.RunPart(InputOf(tensors), inputStride, middle, _plane, Math.Min(inputStride, _plane), start, end);
-        ConvGeometry geometry = _depthwise.WindowGeometry with { InPlaneStride = _plane, OutPlaneStride = OutputStride(tensors) };
-        _depthwise.RunChannels<TVec>(middle, OutputOf(tensors), geometry, start, end, scratch + BufferPlanner.RoundUp(_pointwise.Output.Channels * _plane));
+        Pointwise.RunPart(InputOf(tensors), inputStride, middle, _plane, Math.Min(inputStride, _plane), start, end);
+        ConvGeometry geometry = Depthwise.WindowGeometry with { InPlaneStride = _plane, OutPlaneStride = OutputStride(tensors) };
+        Depthwise.RunChannels<TVec>(middle, OutputOf(tensors), geometry, start, end, DepthwiseScratch(scratch));
     }
 }

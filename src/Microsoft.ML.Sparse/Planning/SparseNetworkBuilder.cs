@@ -162,7 +162,7 @@ public sealed class SparseNetworkBuilder
             Threads = options.Threads, SparseThreshold = options.SparseThreshold, MaxSimdWidth = options.MaxSimdWidth, FuseLayers = options.FuseLayers,
         };
         PlannedLayer[] prepared = kept.Select(layer => layer.Prepare(snapshot)).ToArray();
-        if (snapshot.FuseLayers) prepared = FusedPointwiseDepthwiseLayer.FusePairs(prepared, output.Id, snapshot.Threads);
+        if (snapshot.FuseLayers) prepared = PointwiseDepthwisePair.Fuse(prepared, output.Id, snapshot.Threads);
         return new SparseNetwork(prepared, Input, output, _tensors.Count, snapshot);
     }
 
