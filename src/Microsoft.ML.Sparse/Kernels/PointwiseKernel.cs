@@ -143,7 +143,7 @@ internal static unsafe class PointwiseKernel
         if (end - pixel < lanes) return pixel;
         if (WideRegisterFile && (long)work.InChannels * 8 * lanes * sizeof(float) <= EightVectorSlabBytes)
             for (; end - pixel >= 9 * lanes; pixel += 8 * lanes)
-                RunEightVectorTile<TVec>(work, pixel);
+                RunTile<TVec, Eight>(work, pixel, 8 * lanes);
         int maxVectors = WideRegisterFile ? 4 : 2;
         for (; end - pixel >= (maxVectors + 1) * lanes; pixel += maxVectors * lanes)
             RunTile<TVec>(work, pixel, maxVectors, maxVectors * lanes);
@@ -165,43 +165,6 @@ internal static unsafe class PointwiseKernel
             case 3: RunTile<TVec, Three>(work, pixel, pixels); break;
             case 2: RunTile<TVec, Two>(work, pixel, pixels); break;
             default: RunTile<TVec, One>(work, pixel, pixels); break;
-        }
-    }
-
-    /// <summary>
-    /// All channel blocks over 8 vectors of pixels: one-channel blocks (random sparsity) in one micro-tile, so the block's
-    /// fixed costs (loop exit, bias, epilogue) are spread over twice the pixels; wider blocks as two 4-vector tiles.
-    /// </summary>
-    private static void RunEightVectorTile<TVec>(in Work work, int pixel) where TVec : struct, IFloatVector<TVec>
-    {
-        for (int chunk = 0; chunk < work.ChunkCount; chunk++)
-        {
-            if (chunk > 0) RunEightVectorChunk<TVec, FromPartialSums>(work, pixel, chunk);
-            else if (work.Residual != null) RunEightVectorChunk<TVec, FromBiasAndResidual>(work, pixel, chunk);
-            else RunEightVectorChunk<TVec, FromBias>(work, pixel, chunk);
-        }
-    }
-
-    private static void RunEightVectorChunk<TVec, TStart>(in Work work, int pixel, int chunk)
-        where TVec : struct, IFloatVector<TVec> where TStart : struct, IStart
-    {
-        bool last = chunk == work.ChunkCount - 1;
-        for (var block = work.FirstBlock + chunk * work.BlocksPerChunk; block < work.FirstChunkEnd + chunk * work.BlocksPerChunk && block->FirstChannel < work.ChannelEnd; block++)
-        {
-            if (Skips<TStart>(block, last)) continue;
-            switch (block->Width)
-            {
-                case 4:
-                    MicroTile<TVec, Four, Four, TStart>(work, block, pixel, 4 * TVec.Count, last);
-                    MicroTile<TVec, Four, Four, TStart>(work, block, pixel + 4 * TVec.Count, 4 * TVec.Count, last);
-                    break;
-                case 2:
-                    MicroTile<TVec, Four, Two, TStart>(work, block, pixel, 4 * TVec.Count, last);
-                    MicroTile<TVec, Four, Two, TStart>(work, block, pixel + 4 * TVec.Count, 4 * TVec.Count, last);
-                    break;
-                case 1: MicroTileEightVectors<TVec, TStart>(work, block, pixel, last); break;
-                default: throw new InvalidOperationException($"Block width {block->Width} is not one of 4, 2, 1.");
-            }
         }
     }
 
@@ -308,6 +271,25 @@ internal static unsafe class PointwiseKernel
         for (var block = work.FirstBlock + chunk * work.BlocksPerChunk; block < work.FirstChunkEnd + chunk * work.BlocksPerChunk && block->FirstChannel < work.ChannelEnd; block++)
         {
             if (Skips<TStart>(block, last)) continue;
+            if (TVectors.Value == 8)
+            {
+                // One-channel blocks (random sparsity) in one 8-vector micro-tile, so the block's fixed costs (loop exit,
+                // bias, epilogue) are spread over twice the pixels; wider blocks as two 4-vector tiles.
+                switch (block->Width)
+                {
+                    case 4:
+                        MicroTile<TVec, Four, Four, TStart>(work, block, pixel, 4 * TVec.Count, last);
+                        MicroTile<TVec, Four, Four, TStart>(work, block, pixel + 4 * TVec.Count, 4 * TVec.Count, last);
+                        break;
+                    case 2:
+                        MicroTile<TVec, Four, Two, TStart>(work, block, pixel, 4 * TVec.Count, last);
+                        MicroTile<TVec, Four, Two, TStart>(work, block, pixel + 4 * TVec.Count, 4 * TVec.Count, last);
+                        break;
+                    case 1: MicroTileEightVectors<TVec, TStart>(work, block, pixel, last); break;
+                    default: throw new InvalidOperationException($"Block width {block->Width} is not one of 4, 2, 1.");
+                }
+                continue;
+            }
             switch (block->Width)
             {
                 case 4: MicroTile<TVec, TVectors, Four, TStart>(work, block, pixel, pixels, last); break;
@@ -464,6 +446,7 @@ internal static unsafe class PointwiseKernel
     private readonly struct Two : IConstant { public static int Value => 2; }
     private readonly struct Three : IConstant { public static int Value => 3; }
     private readonly struct Four : IConstant { public static int Value => 4; }
+    private readonly struct Eight : IConstant { public static int Value => 8; }
 }
 
 /// <summary>Floats between consecutive channel planes of a 1x1 layer's input, output and residual.</summary>
