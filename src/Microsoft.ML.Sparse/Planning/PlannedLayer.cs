@@ -139,12 +139,14 @@ internal sealed unsafe class DepthwiseLayer(string name, TensorHandle input, Ten
 internal sealed class PointwiseSpec(string name, TensorHandle input, TensorHandle output, float[] weights, float[] bias, Activation activation, TensorHandle? residual)
     : PlannedLayer(name, "Pointwise", residual is { } r ? [input, r] : [input], output)
 {
-    public override PlannedLayer Prepare(SparseNetworkOptions options) =>
-        Output.Height * Output.Width == 1
-            ? new FullyConnectedLayer(Name, Kind, Inputs, Output, weights, bias, activation).Prepare(options)
-            : new PointwiseLayer(Name, Inputs, Output, Formats.PointwiseWeights.Create(weights, bias, Output.Channels, Inputs[0].Channels, options.SparseThreshold,
-                    PointwiseKernel.ChunkRows(options.MaxSimdWidth)),
-                activation, SimdSupport.Resolve(options.MaxSimdWidth));
+    public override PlannedLayer Prepare(SparseNetworkOptions options)
+    {
+        int pixels = Output.Height * Output.Width, outChannels = Output.Channels, inChannels = Inputs[0].Channels;
+        if (pixels == 1) return new FullyConnectedLayer(Name, Kind, Inputs, Output, weights, bias, activation).Prepare(options);
+        return new PointwiseLayer(Name, Inputs, Output,
+            PointwiseKernel.PrepareWeights(weights, bias, outChannels, inChannels, pixels, options.SparseThreshold, options.MaxSimdWidth),
+            activation, SimdSupport.Resolve(options.MaxSimdWidth));
+    }
 
     public override unsafe void Run<TVec>(TensorTable tensors, float* scratch, int part, int parts) =>
         throw new InvalidOperationException($"Layer '{Name}' was not prepared.");

@@ -61,7 +61,7 @@ public unsafe class PointwiseBenchmarks
         var random = new Random(42);
         var weights = MagnitudePruned(random, Shape.OutChannels, Shape.InChannels, Sparsity, BlockSize);
         var bias = RandomValues(random, Shape.OutChannels);
-        _sparse = PointwiseWeights.Create(weights, bias, Shape.OutChannels, Shape.InChannels, sparseThreshold: 0f, PointwiseKernel.ChunkRows(SimdWidth.Auto));
+        _sparse = PointwiseKernel.PrepareWeights(weights, bias, Shape.OutChannels, Shape.InChannels, Shape.Pixels, sparseThreshold: 0f, SimdWidth.Auto);
         _dense = PointwiseWeights.Create(weights, bias, Shape.OutChannels, Shape.InChannels, sparseThreshold: float.PositiveInfinity);
         _planeStride = PlaneLayout.Padded(Shape.Pixels);
         _input = Allocate(RandomValues(random, Shape.InChannels * _planeStride));

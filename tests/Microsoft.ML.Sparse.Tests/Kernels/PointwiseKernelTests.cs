@@ -41,9 +41,38 @@ public class PointwiseKernelTests
         var random = new Random(2);
         var layer = PointwiseLayer.Random(random, 9, 13, 0.5f);
         // The widest tile is 8 vectors of 16 lanes, taken while at least 9 vectors are left; up to two of those plus a remainder.
+        // Whole ranges of 9-16 vectors (144-256 pixels at 16 lanes, 72-128 at 8, 36-64 at 4) go to the row tile instead.
         int widestTile = 8 * 16;
         for (int pixels = 1; pixels <= 2 * widestTile + 16 + 1; pixels++)
             layer.CheckFullRange(random, pixels, path, width, Activation.None, withResidual: true);
+    }
+
+    [Fact]
+    public void RowTilesTakeWholeRangesOfNineToSixteenVectorsAndLongerChunksTheSparserTheWeights()
+    {
+        int lanes = SimdSupport.Available.Contains(SimdWidth.Vector512) ? 16 : 4;
+        var width = lanes == 16 ? SimdWidth.Vector512 : SimdWidth.Vector128;
+        bool wideRegisterFile = System.Runtime.Intrinsics.X86.Avx512F.IsSupported || System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported;
+        if (!wideRegisterFile)
+        {
+            // 16 vector registers (AVX2 and older): no row tile, chunks for the 2-vector tile.
+            Assert.Equal(0, PointwiseKernel.RowTileVectors(13 * lanes, lanes, blockWidth: 1));
+            return;
+        }
+        Assert.Equal(13, PointwiseKernel.RowTileVectors(13 * lanes, lanes, blockWidth: 1));
+        Assert.Equal(16, PointwiseKernel.RowTileVectors(16 * lanes, lanes, blockWidth: 1));
+        Assert.Equal(0, PointwiseKernel.RowTileVectors(8 * lanes, lanes, blockWidth: 1));
+        Assert.Equal(0, PointwiseKernel.RowTileVectors(17 * lanes, lanes, blockWidth: 1));
+        Assert.Equal(0, PointwiseKernel.RowTileVectors(13 * lanes - 1, lanes, blockWidth: 1));
+        Assert.Equal(0, PointwiseKernel.RowTileVectors(13 * lanes, lanes, blockWidth: 2));
+
+        // A 13-vector row is 13 * lanes floats: at least 32 KiB of slab (dense enough weights), up to 64 KiB when sparser.
+        int plane = 13 * lanes - 3, rowBytes = 13 * lanes * sizeof(float), slab = 32 * 1024;
+        Assert.Equal(slab / rowBytes, PointwiseKernel.ChunkRows(width, plane, blockWidth: 1, density: 0.5f));
+        Assert.Equal((int)(12 / 0.2f), PointwiseKernel.ChunkRows(width, plane, blockWidth: 1, density: 0.2f));
+        Assert.Equal(2 * slab / rowBytes, PointwiseKernel.ChunkRows(width, plane, blockWidth: 1, density: 0.05f));
+        // Four-vector tiles keep one slab whatever the density.
+        Assert.Equal(slab / (4 * lanes * sizeof(float)), PointwiseKernel.ChunkRows(width, plane, blockWidth: 4, density: 0.05f));
     }
 
     [Theory]
