@@ -7,64 +7,86 @@ namespace Microsoft.ML.Sparse.Kernels;
 
 /// <summary>
 /// A dense GEMV over output channels for one-pixel layers (classifier, squeeze-and-excitation FCs, 1x1 convolutions on
-/// [C,1,1]): the weights are stored transposed, <c>[inputs, outputs]</c>, so each input value is broadcast against a
-/// contiguous run of output channels.
+/// [C,1,1]): the weights are packed in panels of <see cref="PanelOutputs"/> output channels, each panel <c>[inputs, 64]</c>
+/// and contiguous, so each input value is broadcast against a run of output channels and the weights stream in order.
 /// </summary>
+/// <remarks>
+/// A classifier's weights (4 MB for 1024 x 1001) come from memory every inference. Stored plainly transposed, the kernel
+/// read 256 bytes per input row and jumped 4 KB to the next, a new page per access that the hardware prefetcher never
+/// follows: the layer took 300 us in a MobileNet v1 inference against 66 us with its weights hot (Zen 4). A panel is one
+/// sequential stream.
+/// </remarks>
 internal static unsafe class FullyConnectedKernel
 {
-    /// <summary>Transposes row-major <c>W[outputs, inputs]</c> to <c>[inputs, outputs]</c>.</summary>
-    public static float[] Transpose(ReadOnlySpan<float> weights, int outputs, int inputs)
+    /// <summary>Output channels per panel: four AVX-512 vectors. Ranges handed to <see cref="Run"/> start at multiples of it.</summary>
+    public const int PanelOutputs = 64;
+
+    /// <summary>
+    /// Packs row-major <c>W[outputs, inputs]</c> into panels: output o, input i at
+    /// <c>(o / 64) * inputs * 64 + i * 64 + o % 64</c>; the last panel's missing outputs are zero.
+    /// </summary>
+    public static float[] Pack(ReadOnlySpan<float> weights, int outputs, int inputs)
     {
-        float[] transposed = GC.AllocateArray<float>(weights.Length, pinned: true);
+        int panels = (outputs + PanelOutputs - 1) / PanelOutputs;
+        float[] packed = GC.AllocateArray<float>(checked(panels * inputs * PanelOutputs), pinned: true);
         for (int o = 0; o < outputs; o++)
+        {
+            long panel = (long)(o / PanelOutputs) * inputs * PanelOutputs;
             for (int i = 0; i < inputs; i++)
-                transposed[(long)i * outputs + o] = weights[o * inputs + i];
-        return transposed;
+                packed[panel + (long)i * PanelOutputs + o % PanelOutputs] = weights[o * inputs + i];
+        }
+        return packed;
     }
 
     /// <summary>
-    /// Outputs [start, end): <c>output[o] = activation(bias[o] + sum_i input[i] * W[o, i] + residual[o])</c>;
-    /// <paramref name="residual"/> may be null. The per-output summation order does not depend on the range.
+    /// Outputs [start, end): <c>output[o] = activation(bias[o] + sum_i input[i] * W[o, i] + residual[o])</c>, weights as
+    /// <see cref="Pack"/> made them; <paramref name="start"/> is a multiple of <see cref="PanelOutputs"/> and
+    /// <paramref name="residual"/> may be null. Each output sums bias, then inputs in order, whatever the range or width.
     /// </summary>
-    public static void Run<TVec>(float* input, float* transposedWeights, float* bias, float* residual, float* output,
+    public static void Run<TVec>(float* input, float* packedWeights, float* bias, float* residual, float* output,
         int inputs, int outputs, int start, int end, in Activation activation) where TVec : struct, IFloatVector<TVec>
     {
-        int o = Block<TVec>(input, transposedWeights, bias, residual, output, inputs, outputs, start, end);
-        // A ragged end: one more vector ending at `end` (recomputing a few outputs to the same bits), or scalar when narrower.
-        if (o < end && end - start >= TVec.Count) Block<TVec>(input, transposedWeights, bias, residual, output, inputs, outputs, end - TVec.Count, end);
-        else Block<Scalar>(input, transposedWeights, bias, residual, output, inputs, outputs, o, end);
-        ActivationPass.Apply<TVec>(output + start, output + start, end - start, activation);
-    }
-
-    private static int Block<TVec>(float* input, float* weights, float* bias, float* residual, float* output,
-        int inputs, int outputs, int o, int end) where TVec : struct, IFloatVector<TVec>
-    {
+        if (start >= end) return;
+        if (start % PanelOutputs != 0 || start < 0 || end > outputs)
+            throw new ArgumentOutOfRangeException(nameof(start), $"Outputs [{start}, {end}) must lie in [0, {outputs}) and start at a multiple of {PanelOutputs}.");
         int n = TVec.Count;
-        for (; o + 4 * n <= end; o += 4 * n)
+        float* lanes = stackalloc float[n];
+        for (int panelStart = start; panelStart < end; panelStart += PanelOutputs)
         {
-            TVec a0 = TVec.Load(bias + o), a1 = TVec.Load(bias + o + n), a2 = TVec.Load(bias + o + 2 * n), a3 = TVec.Load(bias + o + 3 * n);
-            float* w = weights + o;
-            for (int i = 0; i < inputs; i++, w += outputs)
+            float* panel = packedWeights + (long)panelStart * inputs;
+            int panelEnd = Math.Min(end, panelStart + PanelOutputs), o = panelStart;
+            for (; o + 4 * n <= panelEnd; o += 4 * n)
             {
-                TVec x = TVec.Broadcast(input[i]);
-                a0 = TVec.MultiplyAdd(x, TVec.Load(w), a0);
-                a1 = TVec.MultiplyAdd(x, TVec.Load(w + n), a1);
-                a2 = TVec.MultiplyAdd(x, TVec.Load(w + 2 * n), a2);
-                a3 = TVec.MultiplyAdd(x, TVec.Load(w + 3 * n), a3);
+                TVec a0 = TVec.Load(bias + o), a1 = TVec.Load(bias + o + n), a2 = TVec.Load(bias + o + 2 * n), a3 = TVec.Load(bias + o + 3 * n);
+                float* w = panel + (o - panelStart);
+                for (int i = 0; i < inputs; i++, w += PanelOutputs)
+                {
+                    TVec x = TVec.Broadcast(input[i]);
+                    a0 = TVec.MultiplyAdd(x, TVec.Load(w), a0);
+                    a1 = TVec.MultiplyAdd(x, TVec.Load(w + n), a1);
+                    a2 = TVec.MultiplyAdd(x, TVec.Load(w + 2 * n), a2);
+                    a3 = TVec.MultiplyAdd(x, TVec.Load(w + 3 * n), a3);
+                }
+                Finish(a0, residual, output, o);
+                Finish(a1, residual, output, o + n);
+                Finish(a2, residual, output, o + 2 * n);
+                Finish(a3, residual, output, o + 3 * n);
             }
-            Finish(a0, residual, output, o);
-            Finish(a1, residual, output, o + n);
-            Finish(a2, residual, output, o + 2 * n);
-            Finish(a3, residual, output, o + 3 * n);
+            for (; o < panelEnd; o += n)
+            {
+                // Whole vectors, the last one over the panel's zero padding when the outputs end inside it: its bias comes
+                // from a copy and only the outputs in range are stored.
+                int valid = Math.Min(n, panelEnd - o);
+                new Span<float>(lanes, n).Clear();
+                new ReadOnlySpan<float>(bias + o, valid).CopyTo(new Span<float>(lanes, n));
+                TVec a = TVec.Load(lanes);
+                float* w = panel + (o - panelStart);
+                for (int i = 0; i < inputs; i++, w += PanelOutputs) a = TVec.MultiplyAdd(TVec.Broadcast(input[i]), TVec.Load(w), a);
+                a.Store(lanes);
+                for (int j = 0; j < valid; j++) output[o + j] = residual != null ? lanes[j] + residual[o + j] : lanes[j];
+            }
         }
-        for (; o + n <= end; o += n)
-        {
-            TVec a = TVec.Load(bias + o);
-            float* w = weights + o;
-            for (int i = 0; i < inputs; i++, w += outputs) a = TVec.MultiplyAdd(TVec.Broadcast(input[i]), TVec.Load(w), a);
-            Finish(a, residual, output, o);
-        }
-        return o;
+        ActivationPass.Apply<TVec>(output + start, output + start, end - start, activation);
     }
 
     private static void Finish<TVec>(TVec sum, float* residual, float* output, int o) where TVec : struct, IFloatVector<TVec>

@@ -303,7 +303,7 @@ internal static unsafe class PointwiseKernel
 
         float* w = block->Values;
         float* row = work.Input + block->FirstRow * stride + pixel;
-        for (int* delta = block->RowDeltas, end = delta + block->RowCount; delta < end; delta++, w++)
+        for (ushort* delta = block->RowDeltas, end = delta + block->RowCount; delta < end; delta++, w++)
         {
             row += *delta * stride;
             TVec weight = TVec.Broadcast(*w);
@@ -432,7 +432,7 @@ internal static unsafe class PointwiseKernel
 
         float* w = block->Values;
         float* row = work.Input + block->FirstRow * stride + pixel;
-        for (int* delta = block->RowDeltas, end = delta + block->RowCount; delta < end; delta++, w += TWidth.Value)
+        for (ushort* delta = block->RowDeltas, end = delta + block->RowCount; delta < end; delta++, w += TWidth.Value)
         {
             row += *delta * stride;
             TVec x0 = TVec.Load(row);

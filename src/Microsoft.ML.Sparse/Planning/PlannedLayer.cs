@@ -212,7 +212,7 @@ internal sealed unsafe class FullyConnectedLayer : PlannedLayer
     public const float SparseGemvMinimumSparsity = 0.85f;
 
     private readonly float[] _weights, _bias;
-    private readonly float[]? _transposed;
+    private readonly float[]? _packed;
     private readonly SparseRows? _sparseRows;
     private readonly Activation _activation;
     private readonly float _sparsity;
@@ -223,7 +223,7 @@ internal sealed unsafe class FullyConnectedLayer : PlannedLayer
     {
         _weights = weights;
         if (sparse) _sparseRows = new SparseRows(weights, output.Channels, inputs[0].Length);
-        else _transposed = FullyConnectedKernel.Transpose(weights, output.Channels, inputs[0].Length);
+        else _packed = FullyConnectedKernel.Pack(weights, output.Channels, inputs[0].Length);
         _bias = bias;
         _activation = activation;
         _sparsity = ZeroFraction(weights);
@@ -244,12 +244,12 @@ internal sealed unsafe class FullyConnectedLayer : PlannedLayer
 
     public override void Run<TVec>(TensorTable tensors, float* scratch, int part, int parts)
     {
-        (int start, int end) = WorkSplit.Range(Output.Channels, part, parts, 16);
+        (int start, int end) = WorkSplit.Range(Output.Channels, part, parts, FullyConnectedKernel.PanelOutputs);
         float* residual = Inputs.Length > 1 ? InputOf(tensors, 1) : null;
         if (_sparseRows != null)
             FullyConnectedKernel.RunSparse<TVec>(InputOf(tensors), _sparseRows, Address(_bias), residual, OutputOf(tensors), start, end, _activation);
         else
-            FullyConnectedKernel.Run<TVec>(InputOf(tensors), Address(_transposed!), Address(_bias), residual, OutputOf(tensors),
+            FullyConnectedKernel.Run<TVec>(InputOf(tensors), Address(_packed!), Address(_bias), residual, OutputOf(tensors),
                 Inputs[0].Length, Output.Channels, start, end, _activation);
     }
 }

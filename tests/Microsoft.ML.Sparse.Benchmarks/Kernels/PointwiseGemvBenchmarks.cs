@@ -10,7 +10,7 @@ namespace Microsoft.ML.Sparse.Benchmarks.Kernels;
 [MemoryDiagnoser]
 public unsafe class PointwiseGemvBenchmarks
 {
-    private float[] _transposed = null!, _bias = null!, _input = null!, _output = null!;
+    private float[] _packed = null!, _bias = null!, _input = null!, _output = null!;
     private SparseRows _rows = null!;
     private int _inputs, _outputs;
 
@@ -30,7 +30,7 @@ public unsafe class PointwiseGemvBenchmarks
         _inputs = int.Parse(Layer.Split('x')[0]);
         _outputs = int.Parse(Layer.Split('x')[1]);
         float[] weights = PointwiseBenchmarks.MagnitudePruned(random, _outputs, _inputs, Sparsity);
-        _transposed = FullyConnectedKernel.Transpose(weights, _outputs, _inputs);
+        _packed = FullyConnectedKernel.Pack(weights, _outputs, _inputs);
         _rows = new SparseRows(weights, _outputs, _inputs);
         _bias = GC.AllocateArray<float>(_outputs, pinned: true);
         _input = GC.AllocateArray<float>(_inputs, pinned: true);
@@ -42,7 +42,7 @@ public unsafe class PointwiseGemvBenchmarks
     [Benchmark(Baseline = true)]
     public void Dense()
     {
-        fixed (float* input = _input, weights = _transposed, bias = _bias, output = _output)
+        fixed (float* input = _input, weights = _packed, bias = _bias, output = _output)
             FullyConnectedKernel.Run<Float512>(input, weights, bias, null, output, _inputs, _outputs, 0, _outputs, Activation.None);
     }
 
