@@ -12,9 +12,12 @@ namespace Microsoft.ML.Sparse;
 /// </summary>
 /// <remarks>
 /// With N threads each layer is cut into <see cref="ChunksPerThread"/> x N chunks (along dimensions that leave every output's
-/// summation order alone, so results are bitwise those of one thread). The caller and N - 1 background workers take chunks
-/// from a per-layer counter and move to the next layer once all chunks of the previous one are done. Taking chunks rather
-/// than fixed shares keeps a descheduled thread (a busy machine) from stalling the others: whoever runs does the work.
+/// summation order alone, so results are bitwise those of one thread). The caller and N - 1 background workers each
+/// claim their own chunks first (thread t: chunks 2t and 2t + 1), then any chunk still unclaimed, and move to the next
+/// layer once all chunks of the previous one are done. Own chunks first keeps each thread on the same pixels or
+/// channels from layer to layer, so the data it reads is mostly what it wrote, still in its own L2 (a shared counter
+/// handed chunks out at random: 5% slower with two threads); claiming the rest keeps a descheduled thread (a busy
+/// machine) from stalling the others: whoever runs does the work.
 /// Between inferences workers spin for <see cref="IdleSpinTicks"/> (so back-to-back inferences never wait for a kernel
 /// wake-up), then block, so an idle workspace costs no CPU. Within an inference nobody blocks: the waits between layers
 /// spin (yielding the core, never sleeping).
@@ -33,7 +36,7 @@ public sealed unsafe class SparseWorkspace : IDisposable
     private readonly TensorTable _tensorTable;
     private readonly float* _scratch;
     private readonly int _threads, _chunks;
-    private readonly int[] _nextChunk, _doneChunks;
+    private readonly int[] _claimed, _doneChunks;
     private readonly Thread[] _workers;
     private readonly SemaphoreSlim[] _start;
     private readonly int[] _asleep;
@@ -61,7 +64,7 @@ public sealed unsafe class SparseWorkspace : IDisposable
             if (network.TensorOffsets[id] >= 0) _tensors[id] = (nint)(aligned + network.TensorOffsets[id]);
         _scratch = aligned + network.ActivationFloats;
 
-        _nextChunk = new int[network.PlannedLayers.Length];
+        _claimed = new int[network.PlannedLayers.Length * _chunks];
         _doneChunks = new int[network.PlannedLayers.Length];
         _workers = new Thread[_threads - 1];
         _start = new SemaphoreSlim[_threads - 1];
@@ -88,7 +91,7 @@ public sealed unsafe class SparseWorkspace : IDisposable
             RunLayers(0);
             return;
         }
-        Array.Clear(_nextChunk);
+        Array.Clear(_claimed);
         Array.Clear(_doneChunks);
         _failure = null;
         Volatile.Write(ref _activeWorkers, _workers.Length);
@@ -179,8 +182,10 @@ public sealed unsafe class SparseWorkspace : IDisposable
         for (int l = 0; l < layers.Length; l++)
         {
             if (l > 0) WaitUntil(ref _doneChunks[l - 1], _chunks);
-            for (int chunk; (chunk = Interlocked.Increment(ref _nextChunk[l]) - 1) < _chunks;)
+            for (int i = 0; i < _chunks; i++)
             {
+                int chunk = (thread * ChunksPerThread + i) % _chunks;
+                if (Interlocked.Exchange(ref _claimed[l * _chunks + chunk], 1) != 0) continue;
                 // A failing chunk still counts as done, or the other threads would wait forever.
                 try { layers[l].Run<TVec>(_tensorTable, scratch, chunk, _chunks); }
                 catch (Exception e) { Interlocked.CompareExchange(ref _failure, e, null); }
