@@ -25,6 +25,11 @@ internal static unsafe class DepthwiseConvKernel
         int channelStart, int channelEnd, in Activation activation, float* scratch) where TVec : struct, IFloatVector<TVec>
     {
         if (channelStart >= channelEnd) return;
+        if (DepthwiseStride2Kernel.Supports<TVec>(g))
+        {
+            DepthwiseStride2Kernel.Run(input, output, weights, bias, g, channelStart, channelEnd, activation);
+            return;
+        }
         if (DepthwiseFlatKernel.Supports<TVec>(g))
         {
             DepthwiseFlatKernel.Run(input, output, weights, bias, g, channelStart, channelEnd, activation);

@@ -64,6 +64,30 @@ public sealed class ConvolutionKernelTests
     }
 
     /// <summary>
+    /// 3x3 stride 2 read straight from the input (AVX-512): output rows of 1-64 columns, so every vector count and overlap
+    /// of the last vector, with windows that end on the input's last column (no right padding) or in the padding, and
+    /// the left padding 0-2; no activation, so every term of every output shows.
+    /// </summary>
+    [Fact]
+    public void Depthwise3x3Stride2_EveryRowWidthAndRightEdge_MatchReference()
+    {
+        var random = new Random(300);
+        for (int outWidth = 1; outWidth <= 64; outWidth++)
+            foreach (int right in new[] { 0, 1 })
+            {
+                var pad = new Padding(outWidth % 2, outWidth % 3, 1, right);
+                int outHeight = 1 + outWidth % 4;
+                int height = Math.Max(1, (outHeight - 1) * 2 + 3 - pad.Top - pad.Bottom), width = (outWidth - 1) * 2 + 3 - pad.Left - pad.Right;
+                var builder = new SparseNetworkBuilder(3, height, width);
+                float[] w = ScalarReference.Random(random, 3 * 9), b = ScalarReference.Random(random, 3), input = ScalarReference.Random(random, builder.Input.Length);
+                TensorHandle y = builder.DepthwiseConv(builder.Input, w, b, 3, 3, 2, 2, pad, Activation.None);
+                float[] expected = ScalarReference.Conv(input, 3, height, width, w, b, 3, 3, 3, 2, 2, pad, 3, Activation.None);
+                Assert.Equal(outHeight * outWidth * 3, expected.Length);
+                CheckEveryWidthAndThreadCount(builder, y, input, expected, $"depthwise 3x3 s2 {height}x{width} {pad}");
+            }
+    }
+
+    /// <summary>
     /// 3x3 stride 1 where each zero-padded row is exactly one vector (14x14 with padding 1 under AVX-512, 6x6 under AVX2,
     /// 2x2 under SSE/NEON): every split of the two padding columns, output heights 1..6 and 14, every activation kind
     /// that changes values.
