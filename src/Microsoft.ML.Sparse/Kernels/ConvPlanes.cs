@@ -37,6 +37,19 @@ internal readonly record struct ConvGeometry(int InHeight, int InWidth, int Kern
     /// output positions of a plane read up to (KernelWidth - 1) / StrideWidth floats past it.
     /// </summary>
     public int ScratchFloats(int channels) => channels * PlaneFloats + PaddedWidth + KernelWidth + 16;
+
+    /// <summary>
+    /// The window over output rows [<paramref name="outStart"/>, <paramref name="outEnd"/>) alone: its input rows
+    /// [<paramref name="firstRow"/>, firstRow + InHeight) with the padding each end of the band still needs (plane strides
+    /// left for the caller to set). Needs padding smaller than the kernel, so every band holds an input row.
+    /// </summary>
+    public ConvGeometry RowBand(int outStart, int outEnd, out int firstRow)
+    {
+        int first = outStart * StrideHeight - Pad.Top, last = (outEnd - 1) * StrideHeight + KernelHeight - Pad.Top;
+        firstRow = Math.Max(0, first);
+        return new ConvGeometry(Math.Min(InHeight, last) - firstRow, InWidth, KernelHeight, KernelWidth, StrideHeight, StrideWidth,
+            new Padding(Math.Max(0, -first), Pad.Left, Math.Max(0, last - InHeight), Pad.Right));
+    }
 }
 
 /// <summary>

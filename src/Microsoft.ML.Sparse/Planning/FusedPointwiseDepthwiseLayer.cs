@@ -56,9 +56,8 @@ internal sealed unsafe class FusedPointwiseDepthwiseLayer : PointwiseDepthwisePa
         for (int o0 = rowStart; o0 < rowEnd; o0 += _bandRows)
         {
             int o1 = Math.Min(rowEnd, o0 + _bandRows);
-            // Padded rows o0 * sh .. (o1 - 1) * sh + kh - 1 are input rows shifted by the top padding; the rest is padding.
-            int first = o0 * g.StrideHeight - g.Pad.Top, last = (o1 - 1) * g.StrideHeight + g.KernelHeight - g.Pad.Top;
-            int r0 = Math.Max(0, first), r1 = Math.Min(g.InHeight, last);
+            ConvGeometry bandGeometry = g.RowBand(o0, o1, out int r0) with { InPlaneStride = _bandPlane, OutPlaneStride = outputStride };
+            int r1 = r0 + bandGeometry.InHeight;
             int kept = 0;
             if (computedEnd > r0 && computedStart <= r0)
             {
@@ -73,9 +72,6 @@ internal sealed unsafe class FusedPointwiseDepthwiseLayer : PointwiseDepthwisePa
             computedStart = r0;
             computedEnd = Math.Max(r1, r0 + kept);
 
-            var bandGeometry = new ConvGeometry(r1 - r0, width, g.KernelHeight, g.KernelWidth, g.StrideHeight, g.StrideWidth,
-                new Padding(Math.Max(0, -first), g.Pad.Left, Math.Max(0, last - g.InHeight), g.Pad.Right))
-            { InPlaneStride = _bandPlane, OutPlaneStride = outputStride };
             Depthwise.RunChannels<TVec>(band, output + (long)o0 * outWidth, bandGeometry, 0, channels, depthwiseScratch);
         }
     }
