@@ -58,10 +58,10 @@ internal static unsafe class PointwiseKernel
     public static int ChunkRows(SimdWidth width, int planePixels = 0, int blockWidth = 0, float density = 1f)
     {
         int lanes = Lanes(width);
-        int rowTileVectors = RowTileVectors(PlaneLayout.Padded(planePixels), lanes, blockWidth);
-        int rowBytes = (rowTileVectors > 0 ? rowTileVectors : WideRegisterFile ? 4 : 2) * lanes * sizeof(float);
+        var (rowVectors, tail) = RowTile(PixelsToCompute(planePixels, PlaneLayout.Padded(planePixels), width), lanes, blockWidth);
+        int rowBytes = ((rowVectors > 0 ? rowVectors : WideRegisterFile ? 4 : 2) * lanes + tail) * sizeof(float);
         int rows = ChunkSlabBytes / rowBytes;
-        if (rowTileVectors > 0)
+        if (rowVectors > 0)
             rows = (int)Math.Clamp(RowTileRowsPerBlockChunk / Math.Max(density, 1e-3f), rows, 2 * ChunkSlabBytes / rowBytes);
         return Math.Max(1, rows);
     }
@@ -88,17 +88,32 @@ internal static unsafe class PointwiseKernel
     };
 
     /// <summary>
-    /// Vectors of the row tile that takes a whole range of <paramref name="pixels"/> at once, or 0 when it does not apply.
-    /// It needs 9-16 whole vectors (a padded 14x14 plane is 13 AVX-512 vectors), one-channel blocks (random sparsity)
-    /// and 32 registers. Against 4-vector tiles it has no one-vector leftover tile and pays the block's fixed costs (row
-    /// list, bias, stores) once per plane instead of four times, and its 13 independent FMA chains hide the FMA latency
-    /// that four chains only just cover (Zen 4, 512 -> 512 @ 14x14 per layer: 477 -> 427 us at 70%, 331 -> 307 at 80%, 188 -> 177 at 90%).
+    /// The row tile that takes a whole range of <paramref name="pixels"/> at once: its whole vectors and its 4-lane tail
+    /// (0 or 4), or (0, 0) when it does not apply. It needs one-channel blocks (random sparsity), 32 registers, and either
+    /// 9-16 whole vectors or, on 16 lanes, 3-16 whole vectors and 4 pixels more (14x14 = 12 x 16 + 4; 7x7, rounded to 52
+    /// in its padded plane, = 3 x 16 + 4). Against 4-vector tiles it has no leftover tile, pays the block's fixed costs
+    /// (row list, bias, stores) once per plane instead of four times, and runs 13 independent FMA chains; the tail loads
+    /// 16 bytes where a whole vector would load 64, and SpMM is bound by loads (Zen 4, 512 -> 512 @ 14x14 per layer:
+    /// 477 -> 427 us at 70%, 331 -> 307 at 80%, 188 -> 177 at 90% with 13 whole vectors).
     /// </summary>
-    internal static int RowTileVectors(int pixels, int lanes, int blockWidth)
+    internal static (int Vectors, int Tail) RowTile(int pixels, int lanes, int blockWidth)
     {
-        if (!WideRegisterFile || lanes == 1 || blockWidth != 1 || pixels % lanes != 0) return 0;
-        int vectors = pixels / lanes;
-        return vectors is > 8 and <= 16 ? vectors : 0;
+        if (!WideRegisterFile || lanes == 1 || blockWidth != 1) return (0, 0);
+        int vectors = pixels / lanes, rest = pixels % lanes;
+        if (rest == 0 && vectors is > 8 and <= 16) return (vectors, 0);
+        if (lanes == 16 && rest == 4 && vectors is >= 3 and <= 16) return (vectors, 4);
+        return (0, 0);
+    }
+
+    /// <summary>
+    /// The pixels a 1x1 layer computes on planes of <paramref name="planePixels"/> padded to <paramref name="planeStride"/>:
+    /// whole padded planes (aligned vectors are cheaper than a shifted last one, and each pixel only ever feeds itself),
+    /// except where the plane rounded up to 4 pixels is what a row tile with a 4-lane tail takes.
+    /// </summary>
+    public static int PixelsToCompute(int planePixels, int planeStride, SimdWidth width)
+    {
+        int withTail = (planePixels + 3) / 4 * 4;
+        return withTail <= planeStride && RowTile(withTail, Lanes(width), blockWidth: 1).Tail > 0 ? withTail : planeStride;
     }
 
     /// <summary>
@@ -189,10 +204,11 @@ internal static unsafe class PointwiseKernel
     {
         int lanes = TVec.Count;
         if (end - pixel < lanes) return pixel;
-        int rowVectors = RowTileVectors(end - pixel, lanes, work.BlockWidth);
+        var (rowVectors, tail) = RowTile(end - pixel, lanes, work.BlockWidth);
         if (rowVectors > 0)
         {
-            RunRowTile<TVec>(work, pixel, rowVectors);
+            if (tail > 0) RunRowTileWithTail<TVec>(work, pixel, rowVectors);
+            else RunRowTile<TVec>(work, pixel, rowVectors);
             return end;
         }
         if (WideRegisterFile && (long)work.InChannels * 8 * lanes * sizeof(float) <= EightVectorSlabBytes)
@@ -225,6 +241,29 @@ internal static unsafe class PointwiseKernel
             case 15: RunTile<TVec, Fifteen>(work, pixel, pixels); break;
             case 16: RunTile<TVec, Sixteen>(work, pixel, pixels); break;
             default: throw new ArgumentOutOfRangeException(nameof(vectors), vectors, "The row tile holds 9 to 16 vectors.");
+        }
+    }
+
+    private static void RunRowTileWithTail<TVec>(in Work work, int pixel, int vectors) where TVec : struct, IFloatVector<TVec>
+    {
+        int pixels = vectors * TVec.Count + 4;
+        switch (vectors)
+        {
+            case 3: RunTile<TVec, WithTail<Three>>(work, pixel, pixels); break;
+            case 4: RunTile<TVec, WithTail<Four>>(work, pixel, pixels); break;
+            case 5: RunTile<TVec, WithTail<Five>>(work, pixel, pixels); break;
+            case 6: RunTile<TVec, WithTail<Six>>(work, pixel, pixels); break;
+            case 7: RunTile<TVec, WithTail<Seven>>(work, pixel, pixels); break;
+            case 8: RunTile<TVec, WithTail<Eight>>(work, pixel, pixels); break;
+            case 9: RunTile<TVec, WithTail<Nine>>(work, pixel, pixels); break;
+            case 10: RunTile<TVec, WithTail<Ten>>(work, pixel, pixels); break;
+            case 11: RunTile<TVec, WithTail<Eleven>>(work, pixel, pixels); break;
+            case 12: RunTile<TVec, WithTail<Twelve>>(work, pixel, pixels); break;
+            case 13: RunTile<TVec, WithTail<Thirteen>>(work, pixel, pixels); break;
+            case 14: RunTile<TVec, WithTail<Fourteen>>(work, pixel, pixels); break;
+            case 15: RunTile<TVec, WithTail<Fifteen>>(work, pixel, pixels); break;
+            case 16: RunTile<TVec, WithTail<Sixteen>>(work, pixel, pixels); break;
+            default: throw new ArgumentOutOfRangeException(nameof(vectors), vectors, "The row tile with a tail holds 3 to 16 vectors.");
         }
     }
 
@@ -273,32 +312,37 @@ internal static unsafe class PointwiseKernel
     }
 
     /// <summary>
-    /// One one-channel block over <typeparamref name="TVectors"/> (8-16) whole vectors of pixels: a load and an FMA per vector
-    /// and stored weight, one accumulator per vector (the JIT drops those past the count).
+    /// One one-channel block over <typeparamref name="TVectors"/> (3-16) whole vectors of pixels and, when the type says so,
+    /// a 4-lane tail after them: a load and an FMA per vector and stored weight, one accumulator per vector (the JIT drops
+    /// those past the count). The tail is 16-lane only; its weight is the low lanes of the broadcast one.
     /// </summary>
     private static void MicroTileRow<TVec, TVectors, TStart>(in Work work, PointwiseBlock* block, int pixel, bool last)
         where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant where TStart : struct, IStart
     {
-        nint stride = work.InputStride, n = TVec.Count;
+        nint stride = work.InputStride, n = TVec.Count, tailAt = TVectors.Value * n;
+        bool hasTail = TVectors.TailLanes > 0 && typeof(TVec) == typeof(Float512);
         float* output = work.Output + block->FirstChannel * work.OutputStride + pixel;
         TVec a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15;
+        Float128 t;
         if (TStart.StartsAtBias)
         {
-            a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = a12 = a13 = a14 = a15 = TVec.Broadcast(work.Bias[block->FirstChannel]);
+            float bias = work.Bias[block->FirstChannel];
+            a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = a12 = a13 = a14 = a15 = TVec.Broadcast(bias);
+            t = Float128.Broadcast(bias);
             if (TStart.AddsResidual)
             {
                 float* residual = work.Residual + block->FirstChannel * work.ResidualStride + pixel;
-                AddRow<TVec, Four>(ref a0, ref a1, ref a2, ref a3, residual, n, 2 * n, 3 * n);
-                AddRow<TVec, Four>(ref a4, ref a5, ref a6, ref a7, residual + 4 * n, n, 2 * n, 3 * n);
-                AddTail<TVec, TVectors>(ref a8, ref a9, ref a10, ref a11, ref a12, ref a13, ref a14, ref a15, residual + 8 * n);
+                AddEight<TVec, TVectors>(ref a0, ref a1, ref a2, ref a3, ref a4, ref a5, ref a6, ref a7, residual, first: 0);
+                AddEight<TVec, TVectors>(ref a8, ref a9, ref a10, ref a11, ref a12, ref a13, ref a14, ref a15, residual + 8 * n, first: 8);
+                if (hasTail) t += Float128.Load(residual + tailAt);
             }
         }
         else
         {
             a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = a12 = a13 = a14 = a15 = default;
-            AddRow<TVec, Four>(ref a0, ref a1, ref a2, ref a3, output, n, 2 * n, 3 * n);
-            AddRow<TVec, Four>(ref a4, ref a5, ref a6, ref a7, output + 4 * n, n, 2 * n, 3 * n);
-            AddTail<TVec, TVectors>(ref a8, ref a9, ref a10, ref a11, ref a12, ref a13, ref a14, ref a15, output + 8 * n);
+            AddEight<TVec, TVectors>(ref a0, ref a1, ref a2, ref a3, ref a4, ref a5, ref a6, ref a7, output, first: 0);
+            AddEight<TVec, TVectors>(ref a8, ref a9, ref a10, ref a11, ref a12, ref a13, ref a14, ref a15, output + 8 * n, first: 8);
+            t = hasTail ? Float128.Load(output + tailAt) : default;
         }
 
         float* w = block->Values;
@@ -308,13 +352,13 @@ internal static unsafe class PointwiseKernel
             row += *delta * stride;
             TVec weight = TVec.Broadcast(*w);
             a0 = MultiplyAddLoad(row, weight, a0);
-            a1 = MultiplyAddLoad(row + n, weight, a1);
-            a2 = MultiplyAddLoad(row + 2 * n, weight, a2);
-            a3 = MultiplyAddLoad(row + 3 * n, weight, a3);
-            a4 = MultiplyAddLoad(row + 4 * n, weight, a4);
-            a5 = MultiplyAddLoad(row + 5 * n, weight, a5);
-            a6 = MultiplyAddLoad(row + 6 * n, weight, a6);
-            a7 = MultiplyAddLoad(row + 7 * n, weight, a7);
+            if (TVectors.Value > 1) a1 = MultiplyAddLoad(row + n, weight, a1);
+            if (TVectors.Value > 2) a2 = MultiplyAddLoad(row + 2 * n, weight, a2);
+            if (TVectors.Value > 3) a3 = MultiplyAddLoad(row + 3 * n, weight, a3);
+            if (TVectors.Value > 4) a4 = MultiplyAddLoad(row + 4 * n, weight, a4);
+            if (TVectors.Value > 5) a5 = MultiplyAddLoad(row + 5 * n, weight, a5);
+            if (TVectors.Value > 6) a6 = MultiplyAddLoad(row + 6 * n, weight, a6);
+            if (TVectors.Value > 7) a7 = MultiplyAddLoad(row + 7 * n, weight, a7);
             if (TVectors.Value > 8) a8 = MultiplyAddLoad(row + 8 * n, weight, a8);
             if (TVectors.Value > 9) a9 = MultiplyAddLoad(row + 9 * n, weight, a9);
             if (TVectors.Value > 10) a10 = MultiplyAddLoad(row + 10 * n, weight, a10);
@@ -323,20 +367,27 @@ internal static unsafe class PointwiseKernel
             if (TVectors.Value > 13) a13 = MultiplyAddLoad(row + 13 * n, weight, a13);
             if (TVectors.Value > 14) a14 = MultiplyAddLoad(row + 14 * n, weight, a14);
             if (TVectors.Value > 15) a15 = MultiplyAddLoad(row + 15 * n, weight, a15);
+            if (hasTail) t = Float128.MultiplyAdd(Float128.Load(row + tailAt), LowLanes(weight), t);
         }
 
         if (last && work.ClampsInRegisters)
         {
             TVec min = TVec.Broadcast(work.ClampMin), max = TVec.Broadcast(work.ClampMax);
-            ClampRow<TVec, Four>(ref a0, ref a1, ref a2, ref a3, min, max);
-            ClampRow<TVec, Four>(ref a4, ref a5, ref a6, ref a7, min, max);
-            ClampTail<TVec, TVectors>(ref a8, ref a9, ref a10, ref a11, ref a12, ref a13, ref a14, ref a15, min, max);
+            ClampEight<TVec, TVectors>(ref a0, ref a1, ref a2, ref a3, ref a4, ref a5, ref a6, ref a7, min, max, first: 0);
+            ClampEight<TVec, TVectors>(ref a8, ref a9, ref a10, ref a11, ref a12, ref a13, ref a14, ref a15, min, max, first: 8);
+            if (hasTail) t = VectorActivation.Clamp(t, LowLanes(min), LowLanes(max));
         }
-        StoreRow<TVec, Four>(a0, a1, a2, a3, output, n, 2 * n, 3 * n);
-        StoreRow<TVec, Four>(a4, a5, a6, a7, output + 4 * n, n, 2 * n, 3 * n);
-        StoreTail<TVec, TVectors>(a8, a9, a10, a11, a12, a13, a14, a15, output + 8 * n);
-        if (last && !work.ClampsInRegisters) VectorActivation.ApplyInPlace<TVec>(output, TVectors.Value * TVec.Count, work.Activation);
+        StoreEight<TVec, TVectors>(a0, a1, a2, a3, a4, a5, a6, a7, output, first: 0);
+        StoreEight<TVec, TVectors>(a8, a9, a10, a11, a12, a13, a14, a15, output + 8 * n, first: 8);
+        if (hasTail) t.Store(output + tailAt);
+        if (last && !work.ClampsInRegisters)
+            VectorActivation.ApplyInPlace<TVec>(output, TVectors.Value * TVec.Count + (hasTail ? TVectors.TailLanes : 0), work.Activation);
     }
+
+    /// <summary>The four low lanes of a 16-lane vector (a register alias, no instruction).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Float128 LowLanes<TVec>(TVec vector) where TVec : struct, IFloatVector<TVec> =>
+        Unsafe.BitCast<Vector128<float>, Float128>(Unsafe.BitCast<TVec, Vector512<float>>(vector).GetLower().GetLower());
 
     /// <summary>All channel blocks of the range over the <paramref name="pixels"/> at <paramref name="pixel"/>, held in <typeparamref name="TVectors"/> vectors.</summary>
     private static void RunTile<TVec, TVectors>(in Work work, int pixel, int pixels)
@@ -357,11 +408,11 @@ internal static unsafe class PointwiseKernel
         for (var block = work.FirstBlock + chunk * work.BlocksPerChunk; block < work.FirstChunkEnd + chunk * work.BlocksPerChunk && block->FirstChannel < work.ChannelEnd; block++)
         {
             if (Skips<TStart>(block, last)) continue;
-            if (TVectors.Value >= 8)
+            if (TVectors.Value >= 8 || TVectors.TailLanes > 0)
             {
                 // One-channel blocks (random sparsity) in one row micro-tile, so the block's fixed costs (loop exit, bias,
                 // epilogue) are spread over twice the pixels or more; wider blocks (8-vector tiles only) as two 4-vector tiles.
-                switch (TVectors.Value == 8 ? block->Width : 1)
+                switch (TVectors.Value == 8 && TVectors.TailLanes == 0 ? block->Width : 1)
                 {
                     case 4:
                         MicroTile<TVec, Four, Four, TStart>(work, block, pixel, 4 * TVec.Count, last);
@@ -522,61 +573,77 @@ internal static unsafe class PointwiseKernel
         if (TVectors.Value > 3) a3.Store(output + o3);
     }
 
-    /// <summary>Accumulators 8 and up of a row tile (one per vector past the eighth) += the vectors at <paramref name="p"/>.</summary>
+    /// <summary>
+    /// Accumulators <paramref name="first"/> to first + 7 of a row tile (those within its vector count) += the vectors at
+    /// <paramref name="p"/>; <paramref name="first"/> is a literal at every call, so the JIT folds the conditions.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AddTail<TVec, TVectors>(ref TVec a8, ref TVec a9, ref TVec a10, ref TVec a11, ref TVec a12, ref TVec a13, ref TVec a14,
-        ref TVec a15, float* p) where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
+    private static void AddEight<TVec, TVectors>(ref TVec a0, ref TVec a1, ref TVec a2, ref TVec a3, ref TVec a4, ref TVec a5, ref TVec a6,
+        ref TVec a7, float* p, int first) where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
     {
         nint n = TVec.Count;
-        if (TVectors.Value > 8) a8 += TVec.Load(p);
-        if (TVectors.Value > 9) a9 += TVec.Load(p + n);
-        if (TVectors.Value > 10) a10 += TVec.Load(p + 2 * n);
-        if (TVectors.Value > 11) a11 += TVec.Load(p + 3 * n);
-        if (TVectors.Value > 12) a12 += TVec.Load(p + 4 * n);
-        if (TVectors.Value > 13) a13 += TVec.Load(p + 5 * n);
-        if (TVectors.Value > 14) a14 += TVec.Load(p + 6 * n);
-        if (TVectors.Value > 15) a15 += TVec.Load(p + 7 * n);
+        if (TVectors.Value > first) a0 += TVec.Load(p);
+        if (TVectors.Value > first + 1) a1 += TVec.Load(p + n);
+        if (TVectors.Value > first + 2) a2 += TVec.Load(p + 2 * n);
+        if (TVectors.Value > first + 3) a3 += TVec.Load(p + 3 * n);
+        if (TVectors.Value > first + 4) a4 += TVec.Load(p + 4 * n);
+        if (TVectors.Value > first + 5) a5 += TVec.Load(p + 5 * n);
+        if (TVectors.Value > first + 6) a6 += TVec.Load(p + 6 * n);
+        if (TVectors.Value > first + 7) a7 += TVec.Load(p + 7 * n);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ClampTail<TVec, TVectors>(ref TVec a8, ref TVec a9, ref TVec a10, ref TVec a11, ref TVec a12, ref TVec a13, ref TVec a14,
-        ref TVec a15, TVec min, TVec max) where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
+    private static void ClampEight<TVec, TVectors>(ref TVec a0, ref TVec a1, ref TVec a2, ref TVec a3, ref TVec a4, ref TVec a5, ref TVec a6,
+        ref TVec a7, TVec min, TVec max, int first) where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
     {
-        if (TVectors.Value > 8) a8 = VectorActivation.Clamp(a8, min, max);
-        if (TVectors.Value > 9) a9 = VectorActivation.Clamp(a9, min, max);
-        if (TVectors.Value > 10) a10 = VectorActivation.Clamp(a10, min, max);
-        if (TVectors.Value > 11) a11 = VectorActivation.Clamp(a11, min, max);
-        if (TVectors.Value > 12) a12 = VectorActivation.Clamp(a12, min, max);
-        if (TVectors.Value > 13) a13 = VectorActivation.Clamp(a13, min, max);
-        if (TVectors.Value > 14) a14 = VectorActivation.Clamp(a14, min, max);
-        if (TVectors.Value > 15) a15 = VectorActivation.Clamp(a15, min, max);
+        if (TVectors.Value > first) a0 = VectorActivation.Clamp(a0, min, max);
+        if (TVectors.Value > first + 1) a1 = VectorActivation.Clamp(a1, min, max);
+        if (TVectors.Value > first + 2) a2 = VectorActivation.Clamp(a2, min, max);
+        if (TVectors.Value > first + 3) a3 = VectorActivation.Clamp(a3, min, max);
+        if (TVectors.Value > first + 4) a4 = VectorActivation.Clamp(a4, min, max);
+        if (TVectors.Value > first + 5) a5 = VectorActivation.Clamp(a5, min, max);
+        if (TVectors.Value > first + 6) a6 = VectorActivation.Clamp(a6, min, max);
+        if (TVectors.Value > first + 7) a7 = VectorActivation.Clamp(a7, min, max);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreTail<TVec, TVectors>(TVec a8, TVec a9, TVec a10, TVec a11, TVec a12, TVec a13, TVec a14, TVec a15, float* p)
+    private static void StoreEight<TVec, TVectors>(TVec a0, TVec a1, TVec a2, TVec a3, TVec a4, TVec a5, TVec a6, TVec a7, float* p, int first)
         where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
     {
         nint n = TVec.Count;
-        if (TVectors.Value > 8) a8.Store(p);
-        if (TVectors.Value > 9) a9.Store(p + n);
-        if (TVectors.Value > 10) a10.Store(p + 2 * n);
-        if (TVectors.Value > 11) a11.Store(p + 3 * n);
-        if (TVectors.Value > 12) a12.Store(p + 4 * n);
-        if (TVectors.Value > 13) a13.Store(p + 5 * n);
-        if (TVectors.Value > 14) a14.Store(p + 6 * n);
-        if (TVectors.Value > 15) a15.Store(p + 7 * n);
+        if (TVectors.Value > first) a0.Store(p);
+        if (TVectors.Value > first + 1) a1.Store(p + n);
+        if (TVectors.Value > first + 2) a2.Store(p + 2 * n);
+        if (TVectors.Value > first + 3) a3.Store(p + 3 * n);
+        if (TVectors.Value > first + 4) a4.Store(p + 4 * n);
+        if (TVectors.Value > first + 5) a5.Store(p + 5 * n);
+        if (TVectors.Value > first + 6) a6.Store(p + 6 * n);
+        if (TVectors.Value > first + 7) a7.Store(p + 7 * n);
     }
 
     /// <summary>A compile-time integer as a type, so the generic kernels unroll by it and the JIT folds the branches.</summary>
     private interface IConstant
     {
         static abstract int Value { get; }
+
+        /// <summary>Lanes of a row tile's narrow tail after its <see cref="Value"/> whole vectors: none unless <see cref="WithTail{T}"/>.</summary>
+        static virtual int TailLanes => 0;
+    }
+
+    /// <summary><typeparamref name="TVectors"/> whole vectors and a 4-lane tail.</summary>
+    private readonly struct WithTail<TVectors> : IConstant where TVectors : struct, IConstant
+    {
+        public static int Value => TVectors.Value;
+        public static int TailLanes => 4;
     }
 
     private readonly struct One : IConstant { public static int Value => 1; }
     private readonly struct Two : IConstant { public static int Value => 2; }
     private readonly struct Three : IConstant { public static int Value => 3; }
     private readonly struct Four : IConstant { public static int Value => 4; }
+    private readonly struct Five : IConstant { public static int Value => 5; }
+    private readonly struct Six : IConstant { public static int Value => 6; }
+    private readonly struct Seven : IConstant { public static int Value => 7; }
     private readonly struct Eight : IConstant { public static int Value => 8; }
     private readonly struct Nine : IConstant { public static int Value => 9; }
     private readonly struct Ten : IConstant { public static int Value => 10; }

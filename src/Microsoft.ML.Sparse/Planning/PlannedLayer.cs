@@ -174,9 +174,8 @@ internal sealed unsafe class PointwiseLayer(string name, TensorHandle[] inputs, 
     {
         float* residual = Inputs.Length > 1 ? InputOf(tensors, 1) : null;
         var strides = new PlaneStrides(InputStride(tensors), OutputStride(tensors), residual == null ? OutputStride(tensors) : InputStride(tensors, 1));
-        // Where every operand's planes are padded, the padding pixels are computed too: whole aligned vectors are cheaper
-        // than a shifted last vector, and each pixel only ever feeds itself.
-        int pixels = Math.Min(strides.Input, Math.Min(strides.Output, strides.Residual));
+        // Where every operand's planes are padded, the padding pixels are computed too (see PixelsToCompute).
+        int pixels = PointwiseKernel.PixelsToCompute(Output.Height * Output.Width, Math.Min(strides.Input, Math.Min(strides.Output, strides.Residual)), width);
         int pixelStart = 0, pixelEnd = pixels, channelStart = 0, channelEnd = Output.Channels;
         // Enough pixel tiles for every thread: split pixels; small late layers (14x14, 7x7): split output channels.
         if (pixels >= MinPixelsPerPart * parts) (pixelStart, pixelEnd) = WorkSplit.Range(pixels, part, parts, PixelAlign);

@@ -48,31 +48,42 @@ public class PointwiseKernelTests
     }
 
     [Fact]
-    public void RowTilesTakeWholeRangesOfNineToSixteenVectorsAndLongerChunksTheSparserTheWeights()
+    public void RowTilesTakeWholeRangesOfNineToSixteenVectorsOrAFourLaneTailAndLongerChunksTheSparserTheWeights()
     {
-        int lanes = SimdSupport.Available.Contains(SimdWidth.Vector512) ? 16 : 4;
-        var width = lanes == 16 ? SimdWidth.Vector512 : SimdWidth.Vector128;
         bool wideRegisterFile = System.Runtime.Intrinsics.X86.Avx512F.IsSupported || System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported;
         if (!wideRegisterFile)
         {
-            // 16 vector registers (AVX2 and older): no row tile, chunks for the 2-vector tile.
-            Assert.Equal(0, PointwiseKernel.RowTileVectors(13 * lanes, lanes, blockWidth: 1));
+            // 16 vector registers (AVX2 and older): no row tile.
+            Assert.Equal((0, 0), PointwiseKernel.RowTile(13 * 8, 8, blockWidth: 1));
             return;
         }
-        Assert.Equal(13, PointwiseKernel.RowTileVectors(13 * lanes, lanes, blockWidth: 1));
-        Assert.Equal(16, PointwiseKernel.RowTileVectors(16 * lanes, lanes, blockWidth: 1));
-        Assert.Equal(0, PointwiseKernel.RowTileVectors(8 * lanes, lanes, blockWidth: 1));
-        Assert.Equal(0, PointwiseKernel.RowTileVectors(17 * lanes, lanes, blockWidth: 1));
-        Assert.Equal(0, PointwiseKernel.RowTileVectors(13 * lanes - 1, lanes, blockWidth: 1));
-        Assert.Equal(0, PointwiseKernel.RowTileVectors(13 * lanes, lanes, blockWidth: 2));
+        Assert.Equal((13, 0), PointwiseKernel.RowTile(13 * 16, 16, blockWidth: 1));
+        Assert.Equal((16, 0), PointwiseKernel.RowTile(16 * 4, 4, blockWidth: 1));
+        Assert.Equal((0, 0), PointwiseKernel.RowTile(8 * 16, 16, blockWidth: 1));
+        Assert.Equal((0, 0), PointwiseKernel.RowTile(17 * 16, 16, blockWidth: 1));
+        Assert.Equal((0, 0), PointwiseKernel.RowTile(13 * 16, 16, blockWidth: 2));
+        // A 4-lane tail on 16 lanes only: 14x14 = 12 x 16 + 4, 7x7 rounded to 52 = 3 x 16 + 4.
+        Assert.Equal((12, 4), PointwiseKernel.RowTile(196, 16, blockWidth: 1));
+        Assert.Equal((3, 4), PointwiseKernel.RowTile(52, 16, blockWidth: 1));
+        Assert.Equal((0, 0), PointwiseKernel.RowTile(2 * 16 + 4, 16, blockWidth: 1));
+        Assert.Equal((0, 0), PointwiseKernel.RowTile(13 * 16 - 1, 16, blockWidth: 1));
+        Assert.Equal((0, 0), PointwiseKernel.RowTile(12 * 8 + 4, 8, blockWidth: 1));
 
-        // A 13-vector row is 13 * lanes floats: at least 32 KiB of slab (dense enough weights), up to 64 KiB when sparser.
-        int plane = 13 * lanes - 3, rowBytes = 13 * lanes * sizeof(float), slab = 32 * 1024;
-        Assert.Equal(slab / rowBytes, PointwiseKernel.ChunkRows(width, plane, blockWidth: 1, density: 0.5f));
-        Assert.Equal((int)(12 / 0.2f), PointwiseKernel.ChunkRows(width, plane, blockWidth: 1, density: 0.2f));
-        Assert.Equal(2 * slab / rowBytes, PointwiseKernel.ChunkRows(width, plane, blockWidth: 1, density: 0.05f));
+        if (!SimdSupport.Available.Contains(SimdWidth.Vector512)) return;
+        // Layers compute 196 pixels of a 14x14 plane padded to 208 and 52 of a 7x7 one padded to 64; 28x28 whole.
+        Assert.Equal(196, PointwiseKernel.PixelsToCompute(196, 208, SimdWidth.Vector512));
+        Assert.Equal(52, PointwiseKernel.PixelsToCompute(49, 64, SimdWidth.Vector512));
+        Assert.Equal(784, PointwiseKernel.PixelsToCompute(784, 784, SimdWidth.Vector512));
+        Assert.Equal(208, PointwiseKernel.PixelsToCompute(196, 208, SimdWidth.Vector256));
+        Assert.Equal(49, PointwiseKernel.PixelsToCompute(49, 49, SimdWidth.Vector512));
+
+        // A 14x14 row is 12 x 16 + 4 floats: at least 32 KiB of slab (dense enough weights), up to 64 KiB when sparser.
+        int rowBytes = 196 * sizeof(float), slab = 32 * 1024;
+        Assert.Equal(slab / rowBytes, PointwiseKernel.ChunkRows(SimdWidth.Vector512, 196, blockWidth: 1, density: 0.5f));
+        Assert.Equal((int)(12 / 0.2f), PointwiseKernel.ChunkRows(SimdWidth.Vector512, 196, blockWidth: 1, density: 0.2f));
+        Assert.Equal(2 * slab / rowBytes, PointwiseKernel.ChunkRows(SimdWidth.Vector512, 196, blockWidth: 1, density: 0.05f));
         // Four-vector tiles keep one slab whatever the density.
-        Assert.Equal(slab / (4 * lanes * sizeof(float)), PointwiseKernel.ChunkRows(width, plane, blockWidth: 4, density: 0.05f));
+        Assert.Equal(slab / (4 * 16 * sizeof(float)), PointwiseKernel.ChunkRows(SimdWidth.Vector512, 196, blockWidth: 4, density: 0.05f));
     }
 
     [Theory]
