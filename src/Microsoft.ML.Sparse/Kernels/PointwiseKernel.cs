@@ -14,7 +14,8 @@ namespace Microsoft.ML.Sparse.Kernels;
 /// L1 instead of streaming from L2 for each block; partial sums wait in the output between chunks (a store and a load
 /// per block and chunk against one vector load per nonzero, and the same summation order as one chunk). A micro-tile
 /// keeps block width x tile vectors accumulators in registers (up to 4 x 4; one-channel blocks, the usual case at random
-/// sparsity, take 8 vectors on wide planes with few input channels, halving the per-block costs per pixel), starts
+/// sparsity, take 8 vectors on wide planes with few input channels, halving the per-block costs per pixel, and a whole
+/// small plane at once in the row tile, see <see cref="RowTile"/>), starts
 /// them at bias + residual (the residual is read before anything is stored, so it may alias the output), and after
 /// the last chunk applies the activation and stores. The dense path is the same micro-kernel over one chunk of blocks
 /// that store every input row, i.e. a register-blocked GEMM with packed weights.
