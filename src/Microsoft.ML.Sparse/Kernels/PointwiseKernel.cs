@@ -14,8 +14,8 @@ namespace Microsoft.ML.Sparse.Kernels;
 /// L1 instead of streaming from L2 for each block; partial sums wait in the output between chunks (a store and a load
 /// per block and chunk against one vector load per nonzero, and the same summation order as one chunk). A micro-tile
 /// keeps block width x tile vectors accumulators in registers (up to 4 x 4; one-channel blocks, the usual case at random
-/// sparsity, take 8 vectors on wide planes with few input channels, halving the per-block costs per pixel, and a whole
-/// small plane at once in the row tile, see <see cref="RowTile"/>), starts
+/// sparsity, take row tiles of up to 16 vectors: a whole small plane at once, see <see cref="RowTile"/>, or
+/// <see cref="WideTileVectors"/> at a time on larger ones), starts
 /// them at bias + residual (the residual is read before anything is stored, so it may alias the output), and after
 /// the last chunk applies the activation and stores. The dense path is the same micro-kernel over one chunk of blocks
 /// that store every input row, i.e. a register-blocked GEMM with packed weights.
@@ -29,18 +29,19 @@ internal static unsafe class PointwiseKernel
     private static readonly bool WideRegisterFile = Avx512F.IsSupported || AdvSimd.IsSupported;
 
     /// <summary>
-    /// 8-vector tiles only while their input slab (Cin x 8 vectors) fills at most half of a 32 KiB L1: beyond that the
-    /// 4-vector tile, whose slab stays in L1 twice as long, wins (Zen 4, random 70-90% sparsity: 57 vs 63 GFLOP/s at
-    /// 64 -> 128 @ 56x56; the 8-vector tile wins 61-71 vs 56-61 with 32 input channels).
-    /// </summary>
-    private const int EightVectorSlabBytes = 16 * 1024;
-
-    /// <summary>
     /// A chunk's input slab for the widest micro-tile fills three quarters of a 32 KiB L1, the rest left to the weights and
     /// partial sums streaming past. Zen 4, random pruning, 4-vector tiles: 512 -> 512 @ 14x14 went from 47 to 75 GFLOP/s at
     /// 70% and from 52 to 60 at 90%; 1024 -> 1024 @ 7x7 from 34 to 61 at 70%; 256 -> 256 @ 28x28 from 54 to 64-74.
     /// </summary>
     private const int ChunkSlabBytes = 32 * 1024;
+
+    /// <summary>
+    /// One-channel blocks on planes larger than a row tile (28x28, 56x56) walk them in row tiles of this many vectors:
+    /// against 4-vector tiles the block's fixed costs are paid a third as often and twelve FMA chains run. Zen 4, v1 at
+    /// 70%, per layer: 128 -> 128 @ 56x56 515-520 -> 448-458 us, 256 -> 256 @ 28x28 495-510 -> 451-453 (16-vector tiles
+    /// measured the same; 12 leave 28x28 as three tiles and a 13-vector row tile).
+    /// </summary>
+    private const int WideTileVectors = 12;
 
     /// <summary>
     /// A row tile reloads and stores its 13 or so partial-sum vectors at every chunk, so its chunks are made long enough
@@ -60,6 +61,8 @@ internal static unsafe class PointwiseKernel
     {
         int lanes = Lanes(width);
         var (rowVectors, tail) = RowTile(PixelsToCompute(planePixels, PlaneLayout.Padded(planePixels), width), lanes, blockWidth);
+        if (rowVectors == 0 && blockWidth == 1 && WideRegisterFile && lanes > 1 && planePixels >= (WideTileVectors + 4) * lanes)
+            rowVectors = WideTileVectors;
         int rowBytes = ((rowVectors > 0 ? rowVectors : WideRegisterFile ? 4 : 2) * lanes + tail) * sizeof(float);
         int rows = ChunkSlabBytes / rowBytes;
         if (rowVectors > 0)
@@ -205,16 +208,20 @@ internal static unsafe class PointwiseKernel
     {
         int lanes = TVec.Count;
         if (end - pixel < lanes) return pixel;
-        var (rowVectors, tail) = RowTile(end - pixel, lanes, work.BlockWidth);
-        if (rowVectors > 0)
+        if (WideRegisterFile && lanes > 1 && work.BlockWidth == 1)
         {
-            if (tail > 0) RunRowTileWithTail<TVec>(work, pixel, rowVectors);
-            else RunRowTile<TVec>(work, pixel, rowVectors);
-            return end;
+            // Planes larger than a row tile: row tiles of WideTileVectors first; a range (or what is left of it) that one
+            // row tile holds goes to it whole.
+            for (; end - pixel >= (WideTileVectors + 4) * lanes; pixel += WideTileVectors * lanes)
+                RunRowTile<TVec>(work, pixel, WideTileVectors);
+            var (rowVectors, tail) = RowTile(end - pixel, lanes, work.BlockWidth);
+            if (rowVectors > 0)
+            {
+                if (tail > 0) RunRowTileWithTail<TVec>(work, pixel, rowVectors);
+                else RunRowTile<TVec>(work, pixel, rowVectors);
+                return end;
+            }
         }
-        if (WideRegisterFile && (long)work.InChannels * 8 * lanes * sizeof(float) <= EightVectorSlabBytes)
-            for (; end - pixel >= 9 * lanes; pixel += 8 * lanes)
-                RunTile<TVec, Eight>(work, pixel, 8 * lanes);
         int maxVectors = WideRegisterFile ? 4 : 2;
         for (; end - pixel >= (maxVectors + 1) * lanes; pixel += maxVectors * lanes)
             RunTile<TVec>(work, pixel, maxVectors, maxVectors * lanes);
@@ -409,23 +416,11 @@ internal static unsafe class PointwiseKernel
         for (var block = work.FirstBlock + chunk * work.BlocksPerChunk; block < work.FirstChunkEnd + chunk * work.BlocksPerChunk && block->FirstChannel < work.ChannelEnd; block++)
         {
             if (Skips<TStart>(block, last)) continue;
-            if (TVectors.Value >= 8 || TVectors.TailLanes > 0)
+            if (TVectors.Value > 4 || TVectors.TailLanes > 0)
             {
-                // One-channel blocks (random sparsity) in one row micro-tile, so the block's fixed costs (loop exit, bias,
-                // epilogue) are spread over twice the pixels or more; wider blocks (8-vector tiles only) as two 4-vector tiles.
-                switch (TVectors.Value == 8 && TVectors.TailLanes == 0 ? block->Width : 1)
-                {
-                    case 4:
-                        MicroTile<TVec, Four, Four, TStart>(work, block, pixel, 4 * TVec.Count, last);
-                        MicroTile<TVec, Four, Four, TStart>(work, block, pixel + 4 * TVec.Count, 4 * TVec.Count, last);
-                        break;
-                    case 2:
-                        MicroTile<TVec, Four, Two, TStart>(work, block, pixel, 4 * TVec.Count, last);
-                        MicroTile<TVec, Four, Two, TStart>(work, block, pixel + 4 * TVec.Count, 4 * TVec.Count, last);
-                        break;
-                    case 1 when block->Width == 1: MicroTileRow<TVec, TVectors, TStart>(work, block, pixel, last); break;
-                    default: throw new InvalidOperationException($"Block width {block->Width} cannot run in a {TVectors.Value}-vector row tile.");
-                }
+                // Row tiles hold one-channel blocks only (random sparsity), one accumulator per vector.
+                if (block->Width != 1) throw new InvalidOperationException($"Block width {block->Width} cannot run in a row tile.");
+                MicroTileRow<TVec, TVectors, TStart>(work, block, pixel, last);
                 continue;
             }
             switch (block->Width)

@@ -40,15 +40,15 @@ public class PointwiseKernelTests
     {
         var random = new Random(2);
         var layer = PointwiseLayer.Random(random, 9, 13, 0.5f);
-        // The widest tile is 8 vectors of 16 lanes, taken while at least 9 vectors are left; up to two of those plus a remainder.
-        // Whole ranges of 9-16 vectors (144-256 pixels at 16 lanes, 72-128 at 8, 36-64 at 4) go to the row tile instead.
-        int widestTile = 8 * 16;
-        for (int pixels = 1; pixels <= 2 * widestTile + 16 + 1; pixels++)
+        // One-channel blocks (this layer's): whole ranges of 9-16 vectors (or 3-16 and a 4-lane tail at 16 lanes) are one row
+        // tile; larger ones take 12-vector row tiles while at least 16 vectors are left, then the rest. Up to two of those
+        // and every remainder after them, at 16 lanes; many more at 8 and 4.
+        for (int pixels = 1; pixels <= 2 * 12 * 16 + 16 * 16 + 17; pixels++)
             layer.CheckFullRange(random, pixels, path, width, Activation.None, withResidual: true);
     }
 
     [Fact]
-    public void RowTilesTakeWholeRangesOfNineToSixteenVectorsOrAFourLaneTailAndLongerChunksTheSparserTheWeights()
+    public void RowTilesTakeWholeRangesOfNineToSixteenVectorsOrAFourLaneTailOrTwelveAtATimeAndLongerChunksTheSparserTheWeights()
     {
         bool wideRegisterFile = System.Runtime.Intrinsics.X86.Avx512F.IsSupported || System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported;
         if (!wideRegisterFile)
@@ -82,6 +82,9 @@ public class PointwiseKernelTests
         Assert.Equal(slab / rowBytes, PointwiseKernel.ChunkRows(SimdWidth.Vector512, 196, blockWidth: 1, density: 0.5f));
         Assert.Equal((int)(12 / 0.2f), PointwiseKernel.ChunkRows(SimdWidth.Vector512, 196, blockWidth: 1, density: 0.2f));
         Assert.Equal(2 * slab / rowBytes, PointwiseKernel.ChunkRows(SimdWidth.Vector512, 196, blockWidth: 1, density: 0.05f));
+        // Larger planes (28x28, 56x56) are walked in 12-vector row tiles, chunked the same way.
+        Assert.Equal(slab / (12 * 16 * sizeof(float)), PointwiseKernel.ChunkRows(SimdWidth.Vector512, 784, blockWidth: 1, density: 0.5f));
+        Assert.Equal(2 * slab / (12 * 16 * sizeof(float)), PointwiseKernel.ChunkRows(SimdWidth.Vector512, 3136, blockWidth: 1, density: 0.05f));
         // Four-vector tiles keep one slab whatever the density.
         Assert.Equal(slab / (4 * 16 * sizeof(float)), PointwiseKernel.ChunkRows(SimdWidth.Vector512, 196, blockWidth: 4, density: 0.05f));
     }
