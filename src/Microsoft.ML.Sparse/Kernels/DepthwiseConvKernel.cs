@@ -217,14 +217,14 @@ internal static unsafe class DepthwiseConvKernel
         private static void OneRow<TFunction>(float* rows, nint oddRow, nint lastRow, ColumnTaps columns, float* weights, float bias, float* to, int width, float alpha, float beta)
             where TFunction : struct, IActivationFunction
         {
-            Broadcast(weights, bias, out TVec w0, out TVec w1, out TVec w2, out TVec w3, out TVec w4, out TVec w5, out TVec w6, out TVec w7, out TVec w8, out TVec b);
+            Taps3x3.Broadcast(weights, bias, out TVec w0, out TVec w1, out TVec w2, out TVec w3, out TVec w4, out TVec w5, out TVec w6, out TVec w7, out TVec w8, out TVec b);
             for (int x = 0; x < width; x += TVec.Count)
             {
                 int at = Math.Min(x, width - TVec.Count);
                 float* p = rows + at;
-                TVec a = Fma3(columns.Load(p), w0, w1, w2, b);
-                a = Fma3(columns.Load(p + oddRow), w3, w4, w5, a);
-                a = Fma3(columns.Load(p + lastRow), w6, w7, w8, a);
+                TVec a = Taps3x3.Fma3(columns.Load(p), w0, w1, w2, b);
+                a = Taps3x3.Fma3(columns.Load(p + oddRow), w3, w4, w5, a);
+                a = Taps3x3.Fma3(columns.Load(p + lastRow), w6, w7, w8, a);
                 TFunction.Apply(a, alpha, beta).Store(to + at);
             }
         }
@@ -239,45 +239,45 @@ internal static unsafe class DepthwiseConvKernel
         private static void VectorRows<TFunction, TRows>(TRows rows, float* scratch, float* weights, float bias, float* output, int outHeight, int outWidth,
             float alpha, float beta) where TFunction : struct, IActivationFunction where TRows : struct, IPaddedRows
         {
-            Broadcast(weights, bias, out TVec w0, out TVec w1, out TVec w2, out TVec w3, out TVec w4, out TVec w5, out TVec w6, out TVec w7, out TVec w8, out TVec b);
+            Taps3x3.Broadcast(weights, bias, out TVec w0, out TVec w1, out TVec w2, out TVec w3, out TVec w4, out TVec w5, out TVec w6, out TVec w7, out TVec w8, out TVec b);
             // Output row r - 2 is finished by padded row r, r - 1 continued, r started: the same (ky, kx) order as every path.
             TVec older, newer;
-            Row3 v = rows.Load(0);
-            newer = Fma3(v, w0, w1, w2, b);
+            Row3<TVec> v = rows.Load(0);
+            newer = Taps3x3.Fma3(v, w0, w1, w2, b);
             v = rows.Load(1);
-            older = Fma3(v, w3, w4, w5, newer);
-            newer = Fma3(v, w0, w1, w2, b);
+            older = Taps3x3.Fma3(v, w3, w4, w5, newer);
+            newer = Taps3x3.Fma3(v, w0, w1, w2, b);
             for (int r = 2; r < outHeight; r++)
             {
                 v = rows.Load(r);
-                TFunction.Apply(Fma3(v, w6, w7, w8, older), alpha, beta).Store(output + (r - 2) * (nint)outWidth);
-                older = Fma3(v, w3, w4, w5, newer);
-                newer = Fma3(v, w0, w1, w2, b);
+                TFunction.Apply(Taps3x3.Fma3(v, w6, w7, w8, older), alpha, beta).Store(output + (r - 2) * (nint)outWidth);
+                older = Taps3x3.Fma3(v, w3, w4, w5, newer);
+                newer = Taps3x3.Fma3(v, w0, w1, w2, b);
             }
             v = rows.Load(outHeight);
-            TFunction.Apply(Fma3(v, w6, w7, w8, older), alpha, beta).Store(output + (outHeight - 2) * (nint)outWidth);
-            newer = Fma3(v, w3, w4, w5, newer);
+            TFunction.Apply(Taps3x3.Fma3(v, w6, w7, w8, older), alpha, beta).Store(output + (outHeight - 2) * (nint)outWidth);
+            newer = Taps3x3.Fma3(v, w3, w4, w5, newer);
             v = rows.Load(outHeight + 1);
             // The last row goes through scratch past the planes (the row scratch), so its spare lanes stay inside scratch.
             float* last = scratch + (outHeight + 2) * (nint)TVec.Count;
-            TFunction.Apply(Fma3(v, w6, w7, w8, newer), alpha, beta).Store(last);
+            TFunction.Apply(Taps3x3.Fma3(v, w6, w7, w8, newer), alpha, beta).Store(last);
             new ReadOnlySpan<float>(last, outWidth).CopyTo(new Span<float>(output + (outHeight - 1) * (nint)outWidth, outWidth));
         }
 
         /// <summary>Padded row r of a channel as its three column taps (kx = 0, 1, 2), one vector each.</summary>
         private interface IPaddedRows
         {
-            Row3 Load(int r);
+            Row3<TVec> Load(int r);
         }
 
         /// <summary>Rows of the zero-padded plane <see cref="ConvPlanes.Build"/> wrote (one vector per row).</summary>
         private readonly struct PlaneRows(float* plane) : IPaddedRows
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            public Row3 Load(int r)
+            public Row3<TVec> Load(int r)
             {
                 float* p = plane + r * (nint)TVec.Count;
-                return new Row3(TVec.Load(p), TVec.Load(p + 1), TVec.Load(p + 2));
+                return new Row3<TVec>(TVec.Load(p), TVec.Load(p + 1), TVec.Load(p + 2));
             }
         }
 
@@ -310,12 +310,12 @@ internal static unsafe class DepthwiseConvKernel
                 (Vector512.GreaterThanOrEqual(column, Vector512<int>.Zero) & Vector512.LessThan(column, width)).AsSingle();
 
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            public Row3 Load(int r)
+            public Row3<TVec> Load(int r)
             {
                 int y = r - _top;
-                if ((uint)y >= (uint)_height) return new Row3(TVec.Zero, TVec.Zero, TVec.Zero);
+                if ((uint)y >= (uint)_height) return new Row3<TVec>(TVec.Zero, TVec.Zero, TVec.Zero);
                 float* p = _channel + (nint)y * _width - _left;
-                return new Row3(
+                return new Row3<TVec>(
                     Unsafe.BitCast<Vector512<float>, TVec>(Avx512F.MaskLoad(p, _mask0, Vector512<float>.Zero)),
                     Unsafe.BitCast<Vector512<float>, TVec>(Avx512F.MaskLoad(p + 1, _mask1, Vector512<float>.Zero)),
                     Unsafe.BitCast<Vector512<float>, TVec>(Avx512F.MaskLoad(p + 2, _mask2, Vector512<float>.Zero)));
@@ -330,29 +330,29 @@ internal static unsafe class DepthwiseConvKernel
         private static void FourRowsStride1<TFunction>(float* rows, nint pitch, ColumnTaps columns, float* weights, float bias, float* output, int outWidth, float alpha, float beta)
             where TFunction : struct, IActivationFunction
         {
-            Broadcast(weights, bias, out TVec w0, out TVec w1, out TVec w2, out TVec w3, out TVec w4, out TVec w5, out TVec w6, out TVec w7, out TVec w8, out TVec b);
+            Taps3x3.Broadcast(weights, bias, out TVec w0, out TVec w1, out TVec w2, out TVec w3, out TVec w4, out TVec w5, out TVec w6, out TVec w7, out TVec w8, out TVec b);
             for (int x = 0; x < outWidth; x += TVec.Count)
             {
                 int at = Math.Min(x, outWidth - TVec.Count);
                 float* p = rows + at, to = output + at;
-                Row3 v = columns.Load(p);
-                TVec a0 = Fma3(v, w0, w1, w2, b);
+                Row3<TVec> v = columns.Load(p);
+                TVec a0 = Taps3x3.Fma3(v, w0, w1, w2, b);
                 v = columns.Load(p += pitch);
-                a0 = Fma3(v, w3, w4, w5, a0);
-                TVec a1 = Fma3(v, w0, w1, w2, b);
+                a0 = Taps3x3.Fma3(v, w3, w4, w5, a0);
+                TVec a1 = Taps3x3.Fma3(v, w0, w1, w2, b);
                 v = columns.Load(p += pitch);
-                a0 = Fma3(v, w6, w7, w8, a0);
-                a1 = Fma3(v, w3, w4, w5, a1);
-                TVec a2 = Fma3(v, w0, w1, w2, b);
+                a0 = Taps3x3.Fma3(v, w6, w7, w8, a0);
+                a1 = Taps3x3.Fma3(v, w3, w4, w5, a1);
+                TVec a2 = Taps3x3.Fma3(v, w0, w1, w2, b);
                 v = columns.Load(p += pitch);
-                a1 = Fma3(v, w6, w7, w8, a1);
-                a2 = Fma3(v, w3, w4, w5, a2);
-                TVec a3 = Fma3(v, w0, w1, w2, b);
+                a1 = Taps3x3.Fma3(v, w6, w7, w8, a1);
+                a2 = Taps3x3.Fma3(v, w3, w4, w5, a2);
+                TVec a3 = Taps3x3.Fma3(v, w0, w1, w2, b);
                 v = columns.Load(p += pitch);
-                a2 = Fma3(v, w6, w7, w8, a2);
-                a3 = Fma3(v, w3, w4, w5, a3);
+                a2 = Taps3x3.Fma3(v, w6, w7, w8, a2);
+                a3 = Taps3x3.Fma3(v, w3, w4, w5, a3);
                 v = columns.Load(p + pitch);
-                a3 = Fma3(v, w6, w7, w8, a3);
+                a3 = Taps3x3.Fma3(v, w6, w7, w8, a3);
                 Store<TFunction>(a0, a1, a2, a3, to, outWidth, alpha, beta);
             }
         }
@@ -365,26 +365,26 @@ internal static unsafe class DepthwiseConvKernel
         private static void FourRowsStride2<TFunction>(float* rows, nint pitch, nint oddRow, ColumnTaps columns, float* weights, float bias, float* output, int outWidth, float alpha, float beta)
             where TFunction : struct, IActivationFunction
         {
-            Broadcast(weights, bias, out TVec w0, out TVec w1, out TVec w2, out TVec w3, out TVec w4, out TVec w5, out TVec w6, out TVec w7, out TVec w8, out TVec b);
+            Taps3x3.Broadcast(weights, bias, out TVec w0, out TVec w1, out TVec w2, out TVec w3, out TVec w4, out TVec w5, out TVec w6, out TVec w7, out TVec w8, out TVec b);
             for (int x = 0; x < outWidth; x += TVec.Count)
             {
                 int at = Math.Min(x, outWidth - TVec.Count);
                 float* p = rows + at, to = output + at;
-                TVec a0 = Fma3(columns.Load(p), w0, w1, w2, b);
-                a0 = Fma3(columns.Load(p + oddRow), w3, w4, w5, a0);
-                Row3 v = columns.Load(p += pitch);
-                a0 = Fma3(v, w6, w7, w8, a0);
-                TVec a1 = Fma3(v, w0, w1, w2, b);
-                a1 = Fma3(columns.Load(p + oddRow), w3, w4, w5, a1);
+                TVec a0 = Taps3x3.Fma3(columns.Load(p), w0, w1, w2, b);
+                a0 = Taps3x3.Fma3(columns.Load(p + oddRow), w3, w4, w5, a0);
+                Row3<TVec> v = columns.Load(p += pitch);
+                a0 = Taps3x3.Fma3(v, w6, w7, w8, a0);
+                TVec a1 = Taps3x3.Fma3(v, w0, w1, w2, b);
+                a1 = Taps3x3.Fma3(columns.Load(p + oddRow), w3, w4, w5, a1);
                 v = columns.Load(p += pitch);
-                a1 = Fma3(v, w6, w7, w8, a1);
-                TVec a2 = Fma3(v, w0, w1, w2, b);
-                a2 = Fma3(columns.Load(p + oddRow), w3, w4, w5, a2);
+                a1 = Taps3x3.Fma3(v, w6, w7, w8, a1);
+                TVec a2 = Taps3x3.Fma3(v, w0, w1, w2, b);
+                a2 = Taps3x3.Fma3(columns.Load(p + oddRow), w3, w4, w5, a2);
                 v = columns.Load(p += pitch);
-                a2 = Fma3(v, w6, w7, w8, a2);
-                TVec a3 = Fma3(v, w0, w1, w2, b);
-                a3 = Fma3(columns.Load(p + oddRow), w3, w4, w5, a3);
-                a3 = Fma3(columns.Load(p + pitch), w6, w7, w8, a3);
+                a2 = Taps3x3.Fma3(v, w6, w7, w8, a2);
+                TVec a3 = Taps3x3.Fma3(v, w0, w1, w2, b);
+                a3 = Taps3x3.Fma3(columns.Load(p + oddRow), w3, w4, w5, a3);
+                a3 = Taps3x3.Fma3(columns.Load(p + pitch), w6, w7, w8, a3);
                 Store<TFunction>(a0, a1, a2, a3, to, outWidth, alpha, beta);
             }
         }
@@ -399,35 +399,11 @@ internal static unsafe class DepthwiseConvKernel
             TFunction.Apply(a3, alpha, beta).Store(to + 3 * outWidth);
         }
 
-        /// <summary>The three column taps (kx = 0, 1, 2) of one padded row at one output vector.</summary>
-        private readonly struct Row3(TVec left, TVec middle, TVec right)
-        {
-            public readonly TVec Left = left, Middle = middle, Right = right;
-        }
-
         /// <summary>Where column taps kx = 1 and 2 sit relative to kx = 0 in the phase planes.</summary>
         private readonly struct ColumnTaps(nint middle, nint right)
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            public Row3 Load(float* p) => new(TVec.Load(p), TVec.Load(p + middle), TVec.Load(p + right));
+            public Row3<TVec> Load(float* p) => new(TVec.Load(p), TVec.Load(p + middle), TVec.Load(p + right));
         }
-
-        /// <summary>
-        /// The nine weights and the bias of one channel as vectors, into the caller's locals: passed around as a struct they
-        /// were re-read from the stack per FMA.
-        /// </summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Broadcast(float* weights, float bias, out TVec w0, out TVec w1, out TVec w2, out TVec w3, out TVec w4, out TVec w5,
-            out TVec w6, out TVec w7, out TVec w8, out TVec b)
-        {
-            w0 = TVec.Broadcast(weights[0]); w1 = TVec.Broadcast(weights[1]); w2 = TVec.Broadcast(weights[2]);
-            w3 = TVec.Broadcast(weights[3]); w4 = TVec.Broadcast(weights[4]); w5 = TVec.Broadcast(weights[5]);
-            w6 = TVec.Broadcast(weights[6]); w7 = TVec.Broadcast(weights[7]); w8 = TVec.Broadcast(weights[8]); b = TVec.Broadcast(bias);
-        }
-
-        /// <summary><paramref name="sum"/> plus one tap row (kx = 0, 1, 2 in order) of <paramref name="v"/>.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static TVec Fma3(in Row3 v, TVec w0, TVec w1, TVec w2, TVec sum) =>
-            TVec.MultiplyAdd(v.Right, w2, TVec.MultiplyAdd(v.Middle, w1, TVec.MultiplyAdd(v.Left, w0, sum)));
     }
 }

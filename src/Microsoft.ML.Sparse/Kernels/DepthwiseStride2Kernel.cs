@@ -33,19 +33,14 @@ internal static unsafe class DepthwiseStride2Kernel
         ActivationPass.Dispatch(ref rows, activation);
     }
 
-    /// <summary>One input row's three column taps for one output vector.</summary>
-    private readonly struct Taps(Vector512<float> even, Vector512<float> odd, Vector512<float> evenNext)
-    {
-        public readonly Vector512<float> Even = even, Odd = odd, EvenNext = evenNext;
-    }
-
     /// <summary>
-    /// Where one output vector reads its rows: the first input column and the lanes inside the row for each of the three
-    /// loads (of the third only lane 0 is used; its other lanes are read only where they lie in the row).
+    /// Where one output vector sits and reads its rows: its first output column, its first input column and the lanes
+    /// inside the row for each of the three loads (of the third only lane 0 is used; its other lanes are read only where
+    /// they lie in the row).
     /// </summary>
-    private readonly struct ColumnLoads(int first, Vector512<float> low, Vector512<float> high, Vector512<float> next)
+    private readonly struct ColumnLoads(int outputColumn, int first, Vector512<float> low, Vector512<float> high, Vector512<float> next)
     {
-        public readonly int First = first;
+        public readonly int OutputColumn = outputColumn, First = first;
         public readonly Vector512<float> Low = low, High = high, Next = next;
     }
 
@@ -61,35 +56,32 @@ internal static unsafe class DepthwiseStride2Kernel
             for (int v = 0; v < vectors; v++)
             {
                 int x0 = outWidth >= 16 ? Math.Min(16 * v, outWidth - 16) : 0, first = 2 * x0 - g.Pad.Left;
-                loads[v] = new ColumnLoads(first, Inside(first, g.InWidth), Inside(first + 16, g.InWidth), Inside(first + 32, g.InWidth));
+                loads[v] = new ColumnLoads(x0, first, Inside(first, g.InWidth), Inside(first + 16, g.InWidth), Inside(first + 32, g.InWidth));
             }
             Vector512<float> storeMask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(outWidth)).AsSingle();
             float alpha = activation.Alpha, beta = activation.Beta;
             for (int c = channelStart; c < channelEnd; c++)
             {
-                float* plane = input + (long)c * g.InPlaneStride, to = output + (long)c * g.OutPlaneStride, w = weights + 9L * c;
-                Vector512<float> w0 = Vector512.Create(w[0]), w1 = Vector512.Create(w[1]), w2 = Vector512.Create(w[2]);
-                Vector512<float> w3 = Vector512.Create(w[3]), w4 = Vector512.Create(w[4]), w5 = Vector512.Create(w[5]);
-                Vector512<float> w6 = Vector512.Create(w[6]), w7 = Vector512.Create(w[7]), w8 = Vector512.Create(w[8]);
-                Vector512<float> b = Vector512.Create(bias[c]);
+                float* plane = input + (long)c * g.InPlaneStride, to = output + (long)c * g.OutPlaneStride;
+                Taps3x3.Broadcast(weights + 9L * c, bias[c], out Float512 w0, out Float512 w1, out Float512 w2, out Float512 w3, out Float512 w4,
+                    out Float512 w5, out Float512 w6, out Float512 w7, out Float512 w8, out Float512 b);
                 for (int v = 0; v < vectors; v++)
                 {
                     ColumnLoads at = loads[v];
-                    float* row0 = to + (outWidth >= 16 ? Math.Min(16 * v, outWidth - 16) : 0);
+                    float* row0 = to + at.OutputColumn;
                     // Output row oy reads input rows 2 oy - Top + ky; its last row (ky = 2) is the next output row's first.
-                    Taps shared = Load(plane, 0 - g.Pad.Top, g, at);
+                    Row3<Float512> shared = Load(plane, 0 - g.Pad.Top, g, at);
                     for (int oy = 0; oy < outHeight; oy++)
                     {
                         int y = 2 * oy - g.Pad.Top;
-                        Taps middle = Load(plane, y + 1, g, at), last = Load(plane, y + 2, g, at);
-                        Vector512<float> sum = Fma3(shared, w0, w1, w2, b);
-                        sum = Fma3(middle, w3, w4, w5, sum);
-                        sum = Fma3(last, w6, w7, w8, sum);
+                        Row3<Float512> middle = Load(plane, y + 1, g, at), last = Load(plane, y + 2, g, at);
+                        Float512 sum = Taps3x3.Fma3(shared, w0, w1, w2, b);
+                        sum = Taps3x3.Fma3(middle, w3, w4, w5, sum);
+                        sum = Taps3x3.Fma3(last, w6, w7, w8, sum);
                         shared = last;
-                        Vector512<float> result = Unsafe.BitCast<Float512, Vector512<float>>(
-                            TFunction.Apply(Unsafe.BitCast<Vector512<float>, Float512>(sum), alpha, beta));
+                        Float512 result = TFunction.Apply(sum, alpha, beta);
                         if (outWidth >= 16) result.Store(row0 + (long)oy * outWidth);
-                        else Avx512F.MaskStore(row0 + (long)oy * outWidth, storeMask, result);
+                        else Avx512F.MaskStore(row0 + (long)oy * outWidth, storeMask, Unsafe.BitCast<Float512, Vector512<float>>(result));
                     }
                 }
             }
@@ -104,7 +96,7 @@ internal static unsafe class DepthwiseStride2Kernel
 
         /// <summary>Input row <paramref name="y"/> (zero outside the plane) split into the three column taps.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Taps Load(float* plane, int y, in ConvGeometry g, in ColumnLoads at)
+        private static Row3<Float512> Load(float* plane, int y, in ConvGeometry g, in ColumnLoads at)
         {
             if ((uint)y >= (uint)g.InHeight) return default;
             float* p = plane + (long)y * g.InWidth + at.First;
@@ -115,15 +107,12 @@ internal static unsafe class DepthwiseStride2Kernel
             Vector512<float> odd = Avx512F.PermuteVar16x32x2(low, OddColumns, high);
             // Columns 2j + 2: the even columns one lane on, the last lane from the column after the two loads.
             Vector512<float> evenNext = Avx512F.AlignRight32(next.AsUInt32(), even.AsUInt32(), 1).AsSingle();
-            return new Taps(even, odd, evenNext);
+            return new Row3<Float512>(Unsafe.BitCast<Vector512<float>, Float512>(even), Unsafe.BitCast<Vector512<float>, Float512>(odd),
+                Unsafe.BitCast<Vector512<float>, Float512>(evenNext));
         }
 
         private static Vector512<int> EvenColumns => Vector512<int>.Indices * 2;
 
         private static Vector512<int> OddColumns => Vector512<int>.Indices * 2 + Vector512<int>.One;
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Vector512<float> Fma3(in Taps row, Vector512<float> w0, Vector512<float> w1, Vector512<float> w2, Vector512<float> sum) =>
-            Vector512.FusedMultiplyAdd(row.EvenNext, w2, Vector512.FusedMultiplyAdd(row.Odd, w1, Vector512.FusedMultiplyAdd(row.Even, w0, sum)));
     }
 }
