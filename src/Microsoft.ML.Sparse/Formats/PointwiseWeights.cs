@@ -115,18 +115,32 @@ internal sealed unsafe class PointwiseWeights : IDisposable
     public static PointwiseWeights Create(ReadOnlySpan<float> weights, ReadOnlySpan<float> bias, int outChannels, int inChannels, float sparseThreshold,
         int chunkRows = int.MaxValue)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(chunkRows);
+        return Create(weights, bias, outChannels, inChannels, sparseThreshold, (_, _) => chunkRows);
+    }
+
+    /// <summary>
+    /// As <see cref="Create(ReadOnlySpan{float}, ReadOnlySpan{float}, int, int, float, int)"/>, with the sparse path's chunk rows
+    /// chosen by <paramref name="chunkRowsFor"/> from the block width this zero pattern gets and its density (fraction of nonzeros).
+    /// </summary>
+    public static PointwiseWeights Create(ReadOnlySpan<float> weights, ReadOnlySpan<float> bias, int outChannels, int inChannels, float sparseThreshold,
+        Func<int, float, int> chunkRowsFor)
+    {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(outChannels);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(inChannels);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(chunkRows);
+        ArgumentNullException.ThrowIfNull(chunkRowsFor);
         if (weights.Length != (long)outChannels * inChannels)
             throw new ArgumentException($"Expected {outChannels}x{inChannels} = {(long)outChannels * inChannels} weights, got {weights.Length}.", nameof(weights));
         if (!bias.IsEmpty && bias.Length != outChannels)
             throw new ArgumentException($"Expected {outChannels} biases (or none), got {bias.Length}.", nameof(bias));
 
-        float sparsity = 1f - (float)((double)CountNonZeros(weights) / weights.Length);
-        bool isSparse = sparsity >= sparseThreshold;
-        int blockWidth = isSparse ? ChooseBlockWidth(weights, outChannels, inChannels) : DenseBlockWidth;
-        return new PointwiseWeights(weights, bias, outChannels, inChannels, isSparse, blockWidth, isSparse ? chunkRows : int.MaxValue);
+        float density = (float)((double)CountNonZeros(weights) / weights.Length);
+        bool isSparse = 1f - density >= sparseThreshold;
+        if (!isSparse) return new PointwiseWeights(weights, bias, outChannels, inChannels, isSparse: false, DenseBlockWidth, int.MaxValue);
+        int blockWidth = ChooseBlockWidth(weights, outChannels, inChannels);
+        int chunkRows = chunkRowsFor(blockWidth, density);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(chunkRows, nameof(chunkRowsFor));
+        return new PointwiseWeights(weights, bias, outChannels, inChannels, isSparse: true, blockWidth, chunkRows);
     }
 
     /// <summary>

@@ -28,6 +28,9 @@ internal static unsafe class PointwiseKernel
     /// <summary>With 32 vector registers a micro-tile can hold 4 x 4 accumulators; with 16 (AVX2) it takes 4 x 2.</summary>
     private static readonly bool WideRegisterFile = Avx512F.IsSupported || AdvSimd.IsSupported;
 
+    /// <summary>Pixel vectors of the widest multi-channel micro-tile.</summary>
+    private static readonly int TileVectors = WideRegisterFile ? 4 : 2;
+
     /// <summary>
     /// A chunk's input slab for the widest micro-tile fills three quarters of a 32 KiB L1, the rest left to the weights and
     /// partial sums streaming past. Zen 4, random pruning, 4-vector tiles: 512 -> 512 @ 14x14 went from 47 to 75 GFLOP/s at
@@ -53,7 +56,7 @@ internal static unsafe class PointwiseKernel
 
     /// <summary>
     /// Input rows per chunk of sparse weights for kernels of <paramref name="width"/> on planes of <paramref name="planePixels"/>
-    /// (see <see cref="PointwiseWeights.Create"/>): the chunk's slab of the widest micro-tile that will run fills
+    /// (see <see cref="PrepareWeights"/>): the chunk's slab of the widest micro-tile that will run fills
     /// <see cref="ChunkSlabBytes"/>; planes taken whole by the row tile get longer slabs the sparser the weights
     /// (<paramref name="density"/>, the fraction of nonzeros), see <see cref="RowTileRowsPerBlockChunk"/>.
     /// </summary>
@@ -61,9 +64,9 @@ internal static unsafe class PointwiseKernel
     {
         int lanes = Lanes(width);
         var (rowVectors, tail) = RowTile(PixelsToCompute(planePixels, PlaneLayout.Padded(planePixels), width), lanes, blockWidth);
-        if (rowVectors == 0 && blockWidth == 1 && WideRegisterFile && lanes > 1 && planePixels >= (WideTileVectors + 4) * lanes)
+        if (rowVectors == 0 && TakesRowTiles(lanes, blockWidth) && planePixels >= (WideTileVectors + 4) * lanes)
             rowVectors = WideTileVectors;
-        int rowBytes = ((rowVectors > 0 ? rowVectors : WideRegisterFile ? 4 : 2) * lanes + tail) * sizeof(float);
+        int rowBytes = ((rowVectors > 0 ? rowVectors : TileVectors) * lanes + tail) * sizeof(float);
         int rows = ChunkSlabBytes / rowBytes;
         if (rowVectors > 0)
             rows = (int)Math.Clamp(RowTileRowsPerBlockChunk / Math.Max(density, 1e-3f), rows, 2 * ChunkSlabBytes / rowBytes);
@@ -75,13 +78,9 @@ internal static unsafe class PointwiseKernel
     /// on them (which depends on the plane, the block width the zero pattern gets and its density).
     /// </summary>
     public static PointwiseWeights PrepareWeights(ReadOnlySpan<float> weights, ReadOnlySpan<float> bias, int outChannels, int inChannels,
-        int planePixels, float sparseThreshold, SimdWidth width)
-    {
-        float density = 1f - (float)weights.Count(0f) / weights.Length;
-        int blockWidth = PointwiseWeights.ChooseBlockWidth(weights, outChannels, inChannels);
-        return PointwiseWeights.Create(weights, bias, outChannels, inChannels, sparseThreshold,
-            ChunkRows(width, planePixels, blockWidth, density));
-    }
+        int planePixels, float sparseThreshold, SimdWidth width) =>
+        PointwiseWeights.Create(weights, bias, outChannels, inChannels, sparseThreshold,
+            (blockWidth, density) => ChunkRows(width, planePixels, blockWidth, density));
 
     private static int Lanes(SimdWidth width) => SimdSupport.Resolve(width) switch
     {
@@ -102,12 +101,15 @@ internal static unsafe class PointwiseKernel
     /// </summary>
     internal static (int Vectors, int Tail) RowTile(int pixels, int lanes, int blockWidth)
     {
-        if (!WideRegisterFile || lanes == 1 || blockWidth != 1) return (0, 0);
+        if (!TakesRowTiles(lanes, blockWidth)) return (0, 0);
         int vectors = pixels / lanes, rest = pixels % lanes;
         if (rest == 0 && vectors is > 8 and <= 16) return (vectors, 0);
         if (lanes == 16 && rest == 4 && vectors is >= 3 and <= 16) return (vectors, 4);
         return (0, 0);
     }
+
+    /// <summary>Row tiles (one accumulator per vector, up to 16) need one-channel blocks, vectors and 32 registers.</summary>
+    private static bool TakesRowTiles(int lanes, int blockWidth) => WideRegisterFile && lanes > 1 && blockWidth == 1;
 
     /// <summary>
     /// The pixels a 1x1 layer computes on planes of <paramref name="planePixels"/> padded to <paramref name="planeStride"/>:
@@ -208,7 +210,7 @@ internal static unsafe class PointwiseKernel
     {
         int lanes = TVec.Count;
         if (end - pixel < lanes) return pixel;
-        if (WideRegisterFile && lanes > 1 && work.BlockWidth == 1)
+        if (TakesRowTiles(lanes, work.BlockWidth))
         {
             // Planes larger than a row tile: row tiles of WideTileVectors first; a range (or what is left of it) that one
             // row tile holds goes to it whole.
@@ -222,7 +224,7 @@ internal static unsafe class PointwiseKernel
                 return end;
             }
         }
-        int maxVectors = WideRegisterFile ? 4 : 2;
+        int maxVectors = TileVectors;
         for (; end - pixel >= (maxVectors + 1) * lanes; pixel += maxVectors * lanes)
             RunTile<TVec>(work, pixel, maxVectors, maxVectors * lanes);
         if (end - pixel > maxVectors * lanes)
@@ -515,8 +517,8 @@ internal static unsafe class PointwiseKernel
 
     /// <summary>
     /// <c>addend + load(x) * weight</c>. For Vector512 written against the intrinsic directly so the JIT folds the load into
-    /// the FMA and accumulates in place: through the wrapper, with each loaded vector used once (the 8-vector tile), it
-    /// put every result in the loaded vector's register and copied it back (three instructions per FMA).
+    /// the FMA and accumulates in place: through the wrapper, with each loaded vector used once (the row tile), it put
+    /// every result in the loaded vector's register and copied it back (three instructions per FMA).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static TVec MultiplyAddLoad<TVec>(float* x, TVec weight, TVec addend) where TVec : struct, IFloatVector<TVec>
@@ -649,7 +651,6 @@ internal static unsafe class PointwiseKernel
     private readonly struct Fourteen : IConstant { public static int Value => 14; }
     private readonly struct Fifteen : IConstant { public static int Value => 15; }
     private readonly struct Sixteen : IConstant { public static int Value => 16; }
-
 }
 
 /// <summary>Floats between consecutive channel planes of a 1x1 layer's input, output and residual.</summary>
