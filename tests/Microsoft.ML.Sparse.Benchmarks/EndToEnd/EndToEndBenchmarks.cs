@@ -95,19 +95,8 @@ public class EndToEndBenchmarks
         // The engine's kernels are generic methods the JIT compiles in tiers: run them past the first tier here, or a slow
         // first call can make the pilot stage time one call per iteration of first-tier code (a run read 30.8 ms for a
         // case that takes 6.4).
-        WarmUp(() => _sparse.Run(_input, _output, _workspace));
-        WarmUp(() => _sparseEngine.Predict(_row, ref _score));
-    }
-
-    /// <summary>At least 200 calls and half a second, pausing now and then so the tiered JIT can install its optimised code.</summary>
-    private static void WarmUp(Action run)
-    {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        for (int i = 0; i < 200 || clock.ElapsedMilliseconds < 500; i++)
-        {
-            run();
-            if (i % 50 == 49) Thread.Sleep(100);
-        }
+        TieredJit.WarmUp(() => _sparse.Run(_input, _output, _workspace));
+        TieredJit.WarmUp(() => _sparseEngine.Predict(_row, ref _score));
     }
 
     [GlobalCleanup]

@@ -24,12 +24,7 @@ internal static class LayerProfile
         SparseNetwork network = model.Network;
         using SparseWorkspace workspace = model.CreateWorkspace();
         float[] input = BenchmarkModels.Input(model.InputLength), output = new float[model.OutputLength];
-        // Past tiered compilation: the JIT promotes hot methods in the background a while after their 30th call.
-        for (int round = 0; round < 3; round++)
-        {
-            for (int i = 0; i < 100; i++) model.Run(input, output, workspace);
-            Thread.Sleep(300);
-        }
+        TieredJit.WarmUp(() => model.Run(input, output, workspace));
 
         Console.WriteLine($"{args[0]} at {sparsity:P0}, 1 thread, {network.Layers[0].Kernel.Split('(')[^1].TrimEnd(')')}");
         Console.WriteLine($"{"layer",-44} {"kernel",-44} {"shape",-22} {"us",8} {"GFLOP/s",8}");
