@@ -8,10 +8,8 @@ public sealed class SparseNetworkApiTests
     [InlineData(2)]
     public void Run_AllocatesNothing_AfterWarmUp(int threads)
     {
-        var (twin, _, output) = SyntheticMobileNets.MobileNetV2(64, 0.35f, 0.9f, seed: 1);
-        SparseNetwork network = twin.Engine.Build(output, new SparseNetworkOptions { Threads = threads });
-        using SparseWorkspace workspace = network.CreateWorkspace();
-        float[] input = ScalarReference.Random(new Random(2), network.InputShape.Length), result = new float[network.OutputShape.Length];
+        var (network, workspace, input, result) = SmallMobileNetV2(threads, seed: 1);
+        using SparseWorkspace owned = workspace;
         // Past tiered compilation's tier-up (30 calls per method), whose call counting may allocate on the calling thread.
         for (int i = 0; i < 100; i++) network.Run(input, result, workspace);
 
@@ -20,6 +18,36 @@ public sealed class SparseNetworkApiTests
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
 
         Assert.Equal(0, allocated);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void LayerTicks_TimeEveryLayer_WithinTheInferences_OnlyWhileAttached(int threads)
+    {
+        var (network, workspace, input, result) = SmallMobileNetV2(threads, seed: 5);
+        using SparseWorkspace owned = workspace;
+        var ticks = new long[network.PlannedLayers.Length];
+
+        workspace.LayerTicks = ticks;
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (int i = 0; i < 5; i++) network.Run(input, result, workspace);
+        long elapsed = System.Diagnostics.Stopwatch.GetTimestamp() - start;
+        workspace.LayerTicks = null;
+        long[] attached = (long[])ticks.Clone();
+        network.Run(input, result, workspace);
+
+        Assert.All(attached, layerTicks => Assert.True(layerTicks > 0));
+        Assert.True(attached.Sum() <= elapsed, $"layers {attached.Sum()} ticks, inferences {elapsed}");
+        Assert.Equal(attached, ticks);
+    }
+
+    /// <summary>A 64x64 MobileNet v2 (width 0.35, 90% sparse) built for <paramref name="threads"/>, its workspace, a random input and an output.</summary>
+    private static (SparseNetwork Network, SparseWorkspace Workspace, float[] Input, float[] Result) SmallMobileNetV2(int threads, int seed)
+    {
+        var (twin, _, output) = SyntheticMobileNets.MobileNetV2(64, 0.35f, 0.9f, seed);
+        SparseNetwork network = twin.Engine.Build(output, new SparseNetworkOptions { Threads = threads });
+        return (network, network.CreateWorkspace(), ScalarReference.Random(new Random(seed + 1), network.InputShape.Length), new float[network.OutputShape.Length]);
     }
 
     [Fact]
