@@ -171,23 +171,26 @@ internal static unsafe class DepthwiseConvKernel
             // Padded rows ky = 0, 1, 2 of output row oy: oy * pitch plus 0, oddRow, and 2 * pitch (stride 1) or pitch (stride 2).
             nint lastRow = g.StrideHeight == 1 ? 2 * pitch : pitch;
             float* rowScratch = scratch + g.PlaneFloats, flat = scratch + g.ScratchFloats(1);
-            bool maskedRows = PaddedRowIsOneVector(g) && typeof(TVec) == typeof(Float512) && Avx512F.IsSupported;
+            if (PaddedRowIsOneVector(g) && typeof(TVec) == typeof(Float512) && Avx512F.IsSupported)
+            {
+                // Padded rows straight from the input with masked loads (no copy into the planes at all), two channels at a time.
+                for (int c = channelStart; c < channelEnd; c += 2)
+                {
+                    nint nextInput = c + 1 < channelEnd ? g.InPlaneStride : 0, nextOutput = c + 1 < channelEnd ? g.OutPlaneStride : 0;
+                    VectorRows<TFunction, MaskedRows>(new MaskedRows(input + (long)c * g.InPlaneStride, g), nextInput, scratch, weights + 9L * c, bias + c,
+                        output + (long)c * g.OutPlaneStride, nextOutput, outHeight, outWidth, alpha, beta);
+                }
+                return;
+            }
             for (int c = channelStart; c < channelEnd; c++)
             {
                 float* w = weights + 9L * c;
                 float bc = bias[c];
                 float* destination = output + (long)c * g.OutPlaneStride;
-                if (maskedRows)
-                {
-                    // Padded rows straight from the input with masked loads: no copy into the planes at all.
-                    var rows = new MaskedRows(input + (long)c * g.InPlaneStride, g);
-                    VectorRows<TFunction, MaskedRows>(rows, scratch, w, bc, destination, outHeight, outWidth, alpha, beta);
-                    continue;
-                }
                 ConvPlanes.Build(input + (long)c * g.InPlaneStride, g, scratch, rowScratch, 0, g.PaddedHeight);
                 if (PaddedRowIsOneVector(g))
                 {
-                    VectorRows<TFunction, PlaneRows>(new PlaneRows(scratch), scratch, w, bc, destination, outHeight, outWidth, alpha, beta);
+                    VectorRows<TFunction, PlaneRows>(new PlaneRows(scratch), 0, scratch, w, bias + c, destination, 0, outHeight, outWidth, alpha, beta);
                     continue;
                 }
                 if (outWidth < n)
@@ -230,53 +233,72 @@ internal static unsafe class DepthwiseConvKernel
         }
 
         /// <summary>
-        /// Stride 1 where each padded row is one vector: every padded row is loaded once at its three column taps and feeds
-        /// the three output rows whose window covers it (3 loads per 9 FMAs), with no per-row calls. Output rows are stored
-        /// whole in order, so the lanes past a row land on the next row's start and are rewritten by its store; the last
-        /// row goes through scratch so nothing past the plane is written.
+        /// Stride 1 where each padded row is one vector, two channels at a time: every padded row is loaded once at its
+        /// three column taps and feeds the three output rows whose window covers it (3 loads per 9 FMAs), with no per-row
+        /// calls. One channel's sums wait on a chain of FMAs per padded row; the second channel (<paramref name="nextInput"/>
+        /// and <paramref name="nextOutput"/> floats on, its weights and bias next in their arrays) fills that wait. A lone
+        /// channel passes offsets of 0 and is computed twice into the same place. Output rows are stored whole in order, so
+        /// the lanes past a row land on the next row's start and are rewritten by its store; the last row goes through
+        /// scratch so nothing past the plane is written.
         /// </summary>
         [MethodImpl(MethodImplOptions.NoInlining)]
-        private static void VectorRows<TFunction, TRows>(TRows rows, float* scratch, float* weights, float bias, float* output, int outHeight, int outWidth,
-            float alpha, float beta) where TFunction : struct, IActivationFunction where TRows : struct, IPaddedRows
+        private static void VectorRows<TFunction, TRows>(TRows rows, nint nextInput, float* scratch, float* weights, float* bias, float* output, nint nextOutput,
+            int outHeight, int outWidth, float alpha, float beta) where TFunction : struct, IActivationFunction where TRows : struct, IPaddedRows
         {
-            Taps3x3.Broadcast(weights, bias, out TVec w0, out TVec w1, out TVec w2, out TVec w3, out TVec w4, out TVec w5, out TVec w6, out TVec w7, out TVec w8, out TVec b);
+            int second = nextInput == 0 ? 0 : 1;
+            Taps3x3.Broadcast(weights, bias[0], out TVec w0, out TVec w1, out TVec w2, out TVec w3, out TVec w4, out TVec w5, out TVec w6, out TVec w7, out TVec w8, out TVec b);
+            Taps3x3.Broadcast(weights + 9 * second, bias[second], out TVec u0, out TVec u1, out TVec u2, out TVec u3, out TVec u4, out TVec u5, out TVec u6, out TVec u7, out TVec u8, out TVec d);
             // Output row r - 2 is finished by padded row r, r - 1 continued, r started: the same (ky, kx) order as every path.
-            TVec older, newer;
-            Row3<TVec> v = rows.Load(0);
+            TVec older, newer, secondOlder, secondNewer;
+            Row3<TVec> v = rows.Load(0, 0), q = rows.Load(0, nextInput);
             newer = Taps3x3.Fma3(v, w0, w1, w2, b);
-            v = rows.Load(1);
+            secondNewer = Taps3x3.Fma3(q, u0, u1, u2, d);
+            v = rows.Load(1, 0);
+            q = rows.Load(1, nextInput);
             older = Taps3x3.Fma3(v, w3, w4, w5, newer);
+            secondOlder = Taps3x3.Fma3(q, u3, u4, u5, secondNewer);
             newer = Taps3x3.Fma3(v, w0, w1, w2, b);
+            secondNewer = Taps3x3.Fma3(q, u0, u1, u2, d);
             for (int r = 2; r < outHeight; r++)
             {
-                v = rows.Load(r);
+                v = rows.Load(r, 0);
+                q = rows.Load(r, nextInput);
                 TFunction.Apply(Taps3x3.Fma3(v, w6, w7, w8, older), alpha, beta).Store(output + (r - 2) * (nint)outWidth);
+                TFunction.Apply(Taps3x3.Fma3(q, u6, u7, u8, secondOlder), alpha, beta).Store(output + nextOutput + (r - 2) * (nint)outWidth);
                 older = Taps3x3.Fma3(v, w3, w4, w5, newer);
+                secondOlder = Taps3x3.Fma3(q, u3, u4, u5, secondNewer);
                 newer = Taps3x3.Fma3(v, w0, w1, w2, b);
+                secondNewer = Taps3x3.Fma3(q, u0, u1, u2, d);
             }
-            v = rows.Load(outHeight);
+            v = rows.Load(outHeight, 0);
+            q = rows.Load(outHeight, nextInput);
             TFunction.Apply(Taps3x3.Fma3(v, w6, w7, w8, older), alpha, beta).Store(output + (outHeight - 2) * (nint)outWidth);
+            TFunction.Apply(Taps3x3.Fma3(q, u6, u7, u8, secondOlder), alpha, beta).Store(output + nextOutput + (outHeight - 2) * (nint)outWidth);
             newer = Taps3x3.Fma3(v, w3, w4, w5, newer);
-            v = rows.Load(outHeight + 1);
-            // The last row goes through scratch past the planes (the row scratch), so its spare lanes stay inside scratch.
+            secondNewer = Taps3x3.Fma3(q, u3, u4, u5, secondNewer);
+            v = rows.Load(outHeight + 1, 0);
+            q = rows.Load(outHeight + 1, nextInput);
+            // The last rows go through scratch past the planes (the row scratch), so their spare lanes stay inside scratch.
             float* last = scratch + (outHeight + 2) * (nint)TVec.Count;
             TFunction.Apply(Taps3x3.Fma3(v, w6, w7, w8, newer), alpha, beta).Store(last);
+            TFunction.Apply(Taps3x3.Fma3(q, u6, u7, u8, secondNewer), alpha, beta).Store(last + TVec.Count);
             new ReadOnlySpan<float>(last, outWidth).CopyTo(new Span<float>(output + (outHeight - 1) * (nint)outWidth, outWidth));
+            new ReadOnlySpan<float>(last + TVec.Count, outWidth).CopyTo(new Span<float>(output + nextOutput + (outHeight - 1) * (nint)outWidth, outWidth));
         }
 
-        /// <summary>Padded row r of a channel as its three column taps (kx = 0, 1, 2), one vector each.</summary>
+        /// <summary>Padded row r of the channel <c>channelOffset</c> floats past the rows' channel, as its three column taps (kx = 0, 1, 2), one vector each.</summary>
         private interface IPaddedRows
         {
-            Row3<TVec> Load(int r);
+            Row3<TVec> Load(int r, nint channelOffset);
         }
 
         /// <summary>Rows of the zero-padded plane <see cref="ConvPlanes.Build"/> wrote (one vector per row).</summary>
         private readonly struct PlaneRows(float* plane) : IPaddedRows
         {
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            public Row3<TVec> Load(int r)
+            public Row3<TVec> Load(int r, nint channelOffset)
             {
-                float* p = plane + r * (nint)TVec.Count;
+                float* p = plane + channelOffset + r * (nint)TVec.Count;
                 return new Row3<TVec>(TVec.Load(p), TVec.Load(p + 1), TVec.Load(p + 2));
             }
         }
@@ -310,11 +332,11 @@ internal static unsafe class DepthwiseConvKernel
                 (Vector512.GreaterThanOrEqual(column, Vector512<int>.Zero) & Vector512.LessThan(column, width)).AsSingle();
 
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
-            public Row3<TVec> Load(int r)
+            public Row3<TVec> Load(int r, nint channelOffset)
             {
                 int y = r - _top;
                 if ((uint)y >= (uint)_height) return new Row3<TVec>(TVec.Zero, TVec.Zero, TVec.Zero);
-                float* p = _channel + (nint)y * _width - _left;
+                float* p = _channel + channelOffset + (nint)y * _width - _left;
                 return new Row3<TVec>(
                     Unsafe.BitCast<Vector512<float>, TVec>(Avx512F.MaskLoad(p, _mask0, Vector512<float>.Zero)),
                     Unsafe.BitCast<Vector512<float>, TVec>(Avx512F.MaskLoad(p + 1, _mask1, Vector512<float>.Zero)),

@@ -69,25 +69,41 @@ internal static unsafe class DepthwiseFlatKernel
             // Whole vectors may be stored when the output plane has room for them (padded planes); otherwise the last is masked.
             bool wholeStores = outStride >= vectors * 16;
             Vector512<float> lastStoreMask = Vector512.LessThan(Vector512<int>.Indices + Vector512.Create(16 * (vectors - 1)), Vector512.Create(pixels)).AsSingle();
-            for (int c = channelStart; c < channelEnd; c++)
+            for (int c = channelStart; c < channelEnd; c += 2)
             {
+                // Two channels at a time share each tap's masks; a lone last channel is computed twice into the same place.
+                int d = Math.Min(c + 1, channelEnd - 1);
                 float* plane = input + (long)c * inStride, w = weights + (long)c * taps, to = output + (long)c * outStride;
-                // Four independent FMA chains (one per output vector), so the taps do not wait on FMA latency.
+                nint nextInput = (nint)(d - c) * inStride, nextWeights = (nint)(d - c) * taps, nextOutput = (nint)(d - c) * outStride;
+                // Four independent FMA chains per channel (one per output vector), so the taps do not wait on FMA latency.
                 Vector512<float> a0 = Vector512.Create(bias[c]), a1 = a0, a2 = a0, a3 = a0;
+                Vector512<float> b0 = Vector512.Create(bias[d]), b1 = b0, b2 = b0, b3 = b0;
                 for (int t = 0; t < taps; t++)
                 {
-                    float* at = plane + offsets[t];
-                    Vector512<float> weight = Vector512.Create(w[t]);
+                    float* at = plane + offsets[t], bt = at + nextInput;
+                    Vector512<float> weight = Vector512.Create(w[t]), secondWeight = Vector512.Create(w[nextWeights + t]);
                     Vector512<float>* mask = masks + t * MaxVectors;
-                    a0 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(at, mask[0], Vector512<float>.Zero), weight, a0);
-                    a1 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(at + 16, mask[1], Vector512<float>.Zero), weight, a1);
-                    a2 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(at + 32, mask[2], Vector512<float>.Zero), weight, a2);
-                    a3 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(at + 48, mask[3], Vector512<float>.Zero), weight, a3);
+                    Vector512<float> m = mask[0];
+                    a0 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(at, m, Vector512<float>.Zero), weight, a0);
+                    b0 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(bt, m, Vector512<float>.Zero), secondWeight, b0);
+                    m = mask[1];
+                    a1 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(at + 16, m, Vector512<float>.Zero), weight, a1);
+                    b1 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(bt + 16, m, Vector512<float>.Zero), secondWeight, b1);
+                    m = mask[2];
+                    a2 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(at + 32, m, Vector512<float>.Zero), weight, a2);
+                    b2 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(bt + 32, m, Vector512<float>.Zero), secondWeight, b2);
+                    m = mask[3];
+                    a3 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(at + 48, m, Vector512<float>.Zero), weight, a3);
+                    b3 = Vector512.FusedMultiplyAdd(Avx512F.MaskLoad(bt + 48, m, Vector512<float>.Zero), secondWeight, b3);
                 }
                 Store<TFunction>(a0, to, 0, vectors, wholeStores, lastStoreMask, alpha, beta);
                 Store<TFunction>(a1, to, 1, vectors, wholeStores, lastStoreMask, alpha, beta);
                 Store<TFunction>(a2, to, 2, vectors, wholeStores, lastStoreMask, alpha, beta);
                 Store<TFunction>(a3, to, 3, vectors, wholeStores, lastStoreMask, alpha, beta);
+                Store<TFunction>(b0, to + nextOutput, 0, vectors, wholeStores, lastStoreMask, alpha, beta);
+                Store<TFunction>(b1, to + nextOutput, 1, vectors, wholeStores, lastStoreMask, alpha, beta);
+                Store<TFunction>(b2, to + nextOutput, 2, vectors, wholeStores, lastStoreMask, alpha, beta);
+                Store<TFunction>(b3, to + nextOutput, 3, vectors, wholeStores, lastStoreMask, alpha, beta);
             }
         }
 
