@@ -5,11 +5,15 @@ using System.Runtime.Intrinsics.X86;
 namespace Microsoft.ML.Sparse.Kernels;
 
 /// <summary>
-/// Depthwise convolution (one filter per channel) over CHW, any kernel size, stride and explicit padding. Three paths:
-/// planes whose rows fill at most half a vector (7x7 under AVX-512) put channels in lanes (<see cref="DepthwiseLanesKernel"/>);
-/// 3x3 with strides 1-2 runs <see cref="Rows3x3{TVec}"/> over each channel's zero-padded phase planes (<see cref="ConvPlanes"/>,
-/// so borders need no special case): output rows straight from the planes, four per pass, activation fused; everything
-/// else (5x5, other strides) is one flat tap run per channel over its phase planes, then the valid columns are copied out.
+/// Depthwise convolution (one filter per channel) over CHW, any kernel size, stride and explicit padding. Under AVX-512,
+/// 3x3 reads straight from the input with masked loads where it can: stride 2 with output rows up to two vectors
+/// (<see cref="DepthwiseStride2Kernel"/>), stride 1 with rows of one to sixteen vectors (<see cref="DepthwiseStride1Kernel"/>),
+/// stride 1 where each zero-padded row is one vector (14x14, in <see cref="Rows3x3{TVec}"/>); small stride-1 planes run as
+/// one flat tap loop (<see cref="DepthwiseFlatKernel"/>). Planes whose rows fill at most half a vector put channels in
+/// lanes (<see cref="DepthwiseLanesKernel"/>). Otherwise 3x3 runs <see cref="Rows3x3{TVec}"/> over each channel's
+/// zero-padded phase planes (<see cref="ConvPlanes"/>, so borders need no special case), four output rows per pass, and
+/// everything else (5x5, other strides) is one flat tap run per channel over its phase planes, then the valid columns
+/// are copied out. Activations are fused into the stores.
 /// </summary>
 internal static unsafe class DepthwiseConvKernel
 {
@@ -28,6 +32,11 @@ internal static unsafe class DepthwiseConvKernel
         if (DepthwiseStride2Kernel.Supports<TVec>(g))
         {
             DepthwiseStride2Kernel.Run(input, output, weights, bias, g, channelStart, channelEnd, activation);
+            return;
+        }
+        if (DepthwiseStride1Kernel.Supports<TVec>(g))
+        {
+            DepthwiseStride1Kernel.Run(input, output, weights, bias, g, channelStart, channelEnd, activation);
             return;
         }
         if (DepthwiseFlatKernel.Supports<TVec>(g))
@@ -321,15 +330,10 @@ internal static unsafe class DepthwiseConvKernel
                 _height = g.InHeight;
                 _top = g.Pad.Top;
                 _left = g.Pad.Left;
-                Vector512<int> lane = Vector512<int>.Indices - Vector512.Create(_left);
-                Vector512<int> width = Vector512.Create(_width);
-                _mask0 = InRow(lane, width);
-                _mask1 = InRow(lane + Vector512<int>.One, width);
-                _mask2 = InRow(lane + Vector512.Create(2), width);
+                _mask0 = Taps3x3.ColumnsInRow(-_left, _width);
+                _mask1 = Taps3x3.ColumnsInRow(1 - _left, _width);
+                _mask2 = Taps3x3.ColumnsInRow(2 - _left, _width);
             }
-
-            private static Vector512<float> InRow(Vector512<int> column, Vector512<int> width) =>
-                (Vector512.GreaterThanOrEqual(column, Vector512<int>.Zero) & Vector512.LessThan(column, width)).AsSingle();
 
             [MethodImpl(MethodImplOptions.AggressiveInlining)]
             public Row3<TVec> Load(int r, nint channelOffset)

@@ -56,7 +56,7 @@ internal static unsafe class DepthwiseStride2Kernel
             for (int v = 0; v < vectors; v++)
             {
                 int x0 = outWidth >= 16 ? Math.Min(16 * v, outWidth - 16) : 0, first = 2 * x0 - g.Pad.Left;
-                loads[v] = new ColumnLoads(x0, first, Inside(first, g.InWidth), Inside(first + 16, g.InWidth), Inside(first + 32, g.InWidth));
+                loads[v] = new ColumnLoads(x0, first, Taps3x3.ColumnsInRow(first, g.InWidth), Taps3x3.ColumnsInRow(first + 16, g.InWidth), Taps3x3.ColumnsInRow(first + 32, g.InWidth));
             }
             Vector512<float> storeMask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(outWidth)).AsSingle();
             float alpha = activation.Alpha, beta = activation.Beta;
@@ -85,13 +85,6 @@ internal static unsafe class DepthwiseStride2Kernel
                     }
                 }
             }
-        }
-
-        /// <summary>Lanes j whose column <paramref name="first"/> + j lies in [0, width).</summary>
-        private static Vector512<float> Inside(int first, int width)
-        {
-            Vector512<int> column = Vector512<int>.Indices + Vector512.Create(first);
-            return (Vector512.GreaterThanOrEqual(column, Vector512<int>.Zero) & Vector512.LessThan(column, Vector512.Create(width))).AsSingle();
         }
 
         /// <summary>Input row <paramref name="y"/> (zero outside the plane) split into the three column taps.</summary>

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace Microsoft.ML.Sparse.Kernels;
 
@@ -22,6 +23,16 @@ internal static unsafe class Taps3x3
         w0 = TVec.Broadcast(weights[0]); w1 = TVec.Broadcast(weights[1]); w2 = TVec.Broadcast(weights[2]);
         w3 = TVec.Broadcast(weights[3]); w4 = TVec.Broadcast(weights[4]); w5 = TVec.Broadcast(weights[5]);
         w6 = TVec.Broadcast(weights[6]); w7 = TVec.Broadcast(weights[7]); w8 = TVec.Broadcast(weights[8]); b = TVec.Broadcast(bias);
+    }
+
+    /// <summary>
+    /// For AVX-512 masked row loads from column <paramref name="first"/>: the lanes j whose column first + j lies in
+    /// [0, <paramref name="width"/>) (the others are in the padding or past the row, read as zero and never touched).
+    /// </summary>
+    public static Vector512<float> ColumnsInRow(int first, int width)
+    {
+        Vector512<int> column = Vector512<int>.Indices + Vector512.Create(first);
+        return (Vector512.GreaterThanOrEqual(column, Vector512<int>.Zero) & Vector512.LessThan(column, Vector512.Create(width))).AsSingle();
     }
 
     /// <summary><paramref name="sum"/> plus one tap row (kx = 0, 1, 2 in order) of <paramref name="v"/>: every path's summation order.</summary>

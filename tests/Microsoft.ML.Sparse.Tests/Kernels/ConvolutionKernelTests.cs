@@ -49,17 +49,8 @@ public sealed class ConvolutionKernelTests
         var random = new Random(200 + strideHeight * 10 + strideWidth);
         for (int outWidth = 1; outWidth <= 40; outWidth++)
         {
-            int outHeight = 1 + outWidth % 9;
             var pad = new Padding(outWidth % 3, (outWidth / 3) % 3, (outWidth / 9) % 3, (outWidth + 1) % 3);
-            // The smallest plane giving these output sizes under this padding.
-            int height = Math.Max(1, (outHeight - 1) * strideHeight + 3 - pad.Top - pad.Bottom);
-            int width = Math.Max(1, (outWidth - 1) * strideWidth + 3 - pad.Left - pad.Right);
-            var builder = new SparseNetworkBuilder(2, height, width);
-            float[] w = ScalarReference.Random(random, 2 * 9), b = ScalarReference.Random(random, 2), input = ScalarReference.Random(random, builder.Input.Length);
-            TensorHandle y = builder.DepthwiseConv(builder.Input, w, b, 3, 3, strideHeight, strideWidth, pad, Activation.Relu6);
-            float[] expected = ScalarReference.Conv(input, 2, height, width, w, b, 2, 3, 3, strideHeight, strideWidth, pad, 2, Activation.Relu6);
-            Assert.Equal(outHeight * outWidth * 2, expected.Length);
-            CheckEveryWidthAndThreadCount(builder, y, input, expected, $"depthwise 3x3 s{strideHeight}x{strideWidth} {height}x{width} {pad}");
+            CheckDepthwise3x3(random, 2, 1 + outWidth % 9, outWidth, strideHeight, strideWidth, pad, Activation.Relu6);
         }
     }
 
@@ -74,17 +65,22 @@ public sealed class ConvolutionKernelTests
         var random = new Random(300);
         for (int outWidth = 1; outWidth <= 64; outWidth++)
             foreach (int right in new[] { 0, 1 })
-            {
-                var pad = new Padding(outWidth % 2, outWidth % 3, 1, right);
-                int outHeight = 1 + outWidth % 4;
-                int height = Math.Max(1, (outHeight - 1) * 2 + 3 - pad.Top - pad.Bottom), width = (outWidth - 1) * 2 + 3 - pad.Left - pad.Right;
-                var builder = new SparseNetworkBuilder(3, height, width);
-                float[] w = ScalarReference.Random(random, 3 * 9), b = ScalarReference.Random(random, 3), input = ScalarReference.Random(random, builder.Input.Length);
-                TensorHandle y = builder.DepthwiseConv(builder.Input, w, b, 3, 3, 2, 2, pad, Activation.None);
-                float[] expected = ScalarReference.Conv(input, 3, height, width, w, b, 3, 3, 3, 2, 2, pad, 3, Activation.None);
-                Assert.Equal(outHeight * outWidth * 3, expected.Length);
-                CheckEveryWidthAndThreadCount(builder, y, input, expected, $"depthwise 3x3 s2 {height}x{width} {pad}");
-            }
+                CheckDepthwise3x3(random, 3, 1 + outWidth % 4, outWidth, 2, 2, new Padding(outWidth % 2, outWidth % 3, 1, right), Activation.None);
+    }
+
+    /// <summary>
+    /// 3x3 stride 1 read straight from the input (AVX-512, rows at least a vector wide): output rows of 16-70 columns and
+    /// the widest supported (256) and one past it, so the first, inner, and shifted last vectors, with left padding 0-2
+    /// and windows that end on the input's last column or in the padding; heights 1-9 for every remainder of the four-row
+    /// pass; no activation, so every term of every output shows.
+    /// </summary>
+    [Fact]
+    public void Depthwise3x3Stride1_EveryRowWidthAndEdge_MatchReference()
+    {
+        var random = new Random(350);
+        foreach (int outWidth in Enumerable.Range(16, 55).Concat([255, 256, 257]))
+            foreach (int right in new[] { 0, 1, 2 })
+                CheckDepthwise3x3(random, 3, 1 + outWidth % 9, outWidth, 1, 1, new Padding(outWidth % 3, (outWidth / 3) % 3, outWidth % 2, right), Activation.None);
     }
 
     /// <summary>
@@ -112,6 +108,22 @@ public sealed class ConvolutionKernelTests
                 Assert.Equal(5 * outHeight * (lanes - 2), expected.Length);
                 CheckEveryWidthAndThreadCount(builder, y, input, expected, $"depthwise 3x3 s1 {height}x{width} {pad} {activation}");
             }
+    }
+
+    /// <summary>
+    /// <paramref name="channels"/> channels of 3x3 depthwise on the smallest plane giving the output size under
+    /// <paramref name="pad"/> and the strides, at every SIMD width and thread count.
+    /// </summary>
+    private static void CheckDepthwise3x3(Random random, int channels, int outHeight, int outWidth, int strideHeight, int strideWidth, Padding pad, Activation activation)
+    {
+        int height = Math.Max(1, (outHeight - 1) * strideHeight + 3 - pad.Top - pad.Bottom);
+        int width = Math.Max(1, (outWidth - 1) * strideWidth + 3 - pad.Left - pad.Right);
+        var builder = new SparseNetworkBuilder(channels, height, width);
+        float[] w = ScalarReference.Random(random, channels * 9), b = ScalarReference.Random(random, channels), input = ScalarReference.Random(random, builder.Input.Length);
+        TensorHandle y = builder.DepthwiseConv(builder.Input, w, b, 3, 3, strideHeight, strideWidth, pad, activation);
+        float[] expected = ScalarReference.Conv(input, channels, height, width, w, b, channels, 3, 3, strideHeight, strideWidth, pad, channels, activation);
+        Assert.Equal(outHeight * outWidth * channels, expected.Length);
+        CheckEveryWidthAndThreadCount(builder, y, input, expected, $"depthwise 3x3 s{strideHeight}x{strideWidth} {height}x{width} {pad} {activation}");
     }
 
     /// <summary>Every SIMD width and thread count against <paramref name="expected"/>; 2 threads bitwise equal to 1.</summary>
