@@ -6,7 +6,7 @@ namespace Microsoft.ML.Sparse.Kernels;
 
 /// <summary>
 /// Depthwise convolution (one filter per channel) over CHW, any kernel size, stride and explicit padding. Under AVX-512,
-/// 3x3 reads straight from the input with masked loads where it can: stride 2 with output rows up to two vectors
+/// 3x3 reads straight from the input with masked loads where it can: stride 2 with output rows up to four vectors
 /// (<see cref="DepthwiseStride2Kernel"/>), stride 1 with rows of one to sixteen vectors (<see cref="DepthwiseStride1Kernel"/>),
 /// stride 1 where each zero-padded row is one vector (14x14, in <see cref="Rows3x3{TVec}"/>); small stride-1 planes run as
 /// one flat tap loop (<see cref="DepthwiseFlatKernel"/>). Planes whose rows fill at most half a vector put channels in
