@@ -11,7 +11,7 @@ namespace Microsoft.ML.Sparse;
 /// </summary>
 internal sealed unsafe class PairedPointwiseDepthwiseLayer(PointwiseLayer pointwise, DepthwiseLayer depthwise) : PointwiseDepthwisePair(pointwise, depthwise)
 {
-    /// <summary>Planes up to this many pixels: where the 1x1 layer splits its output channels between threads anyway.</summary>
+    /// <summary>Planes up to this many pixels (14x14, 7x7), where layers last 10-40 us and a wait between threads weighs.</summary>
     public const int MaxPixels = 256;
 
     private readonly int _plane = PlaneLayout.Padded(pointwise.Output.Height * pointwise.Output.Width);
