@@ -21,6 +21,15 @@ internal readonly record struct ConvGeometry(int InHeight, int InWidth, int Kern
 
     private readonly int _inPlaneStride, _outPlaneStride;
 
+    /// <summary>Whether this is a band of a layer's output rows (<see cref="RowBand"/>): other bands, maybe another thread's, follow its rows.</summary>
+    public bool IsRowBand { get; init; }
+
+    /// <summary>
+    /// Floats a kernel may write in each output plane from the first output pixel: the whole (padded) plane for a layer,
+    /// only its own pixels for a band of rows.
+    /// </summary>
+    public int OutPlaneRoom => IsRowBand ? OutHeight * OutWidth : OutPlaneStride;
+
     /// <summary>Rows of one phase plane: padded row <c>i * StrideHeight + rowPhase</c> lands at row i.</summary>
     public int PhaseHeight => (PaddedHeight + StrideHeight - 1) / StrideHeight;
 
@@ -48,7 +57,7 @@ internal readonly record struct ConvGeometry(int InHeight, int InWidth, int Kern
         int first = outStart * StrideHeight - Pad.Top, last = (outEnd - 1) * StrideHeight + KernelHeight - Pad.Top;
         firstRow = Math.Max(0, first);
         return new ConvGeometry(Math.Min(InHeight, last) - firstRow, InWidth, KernelHeight, KernelWidth, StrideHeight, StrideWidth,
-            new Padding(Math.Max(0, -first), Pad.Left, Math.Max(0, last - InHeight), Pad.Right));
+            new Padding(Math.Max(0, -first), Pad.Left, Math.Max(0, last - InHeight), Pad.Right)) { IsRowBand = true };
     }
 }
 

@@ -66,8 +66,9 @@ internal static unsafe class DepthwiseFlatKernel
 
             float alpha = activation.Alpha, beta = activation.Beta;
             int inStride = g.InPlaneStride, outStride = g.OutPlaneStride;
-            // Whole vectors may be stored when the output plane has room for them (padded planes); otherwise the last is masked.
-            bool wholeStores = outStride >= vectors * 16;
+            // Whole vectors may be stored where the output plane has room for them (padded planes; never past a band of rows,
+            // whose next rows another band writes); otherwise the last is masked (which costs more).
+            bool wholeStores = g.OutPlaneRoom >= vectors * 16;
             Vector512<float> lastStoreMask = Vector512.LessThan(Vector512<int>.Indices + Vector512.Create(16 * (vectors - 1)), Vector512.Create(pixels)).AsSingle();
             for (int c = channelStart; c < channelEnd; c += 2)
             {

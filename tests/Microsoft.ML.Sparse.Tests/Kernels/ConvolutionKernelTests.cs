@@ -111,6 +111,66 @@ public sealed class ConvolutionKernelTests
     }
 
     /// <summary>
+    /// The depthwise kernel on bands of output rows (as the fused 1x1 + depthwise layer runs it: the band's input rows, its
+    /// output pointer inside each plane, the planes' own strides) gives the whole plane's bits and writes nothing outside
+    /// its band, on planes that take every path (7x7 flat, 14x14 one-vector rows, 8-wide lanes, 20- and 33-wide rows from
+    /// the input at strides 1 and 2, 5x5 through the phase planes), bands of 1-5 rows run last band first, every SIMD
+    /// width, with planes packed edge to edge, so a store past a band's rows lands on a finished band or plane and shows.
+    /// </summary>
+    [Theory]
+    [InlineData(7, 7, 3, 1)]
+    [InlineData(14, 14, 3, 1)]
+    [InlineData(9, 8, 3, 1)]
+    [InlineData(11, 20, 3, 1)]
+    [InlineData(13, 33, 3, 2)]
+    [InlineData(10, 12, 5, 1)]
+    [InlineData(15, 14, 5, 2)]
+    public unsafe void Depthwise_RowBands_MatchTheWholePlane_AndWriteOnlyTheirRows(int height, int width, int kernel, int stride)
+    {
+        const int channels = 5, guard = 64;
+        var random = new Random(500 + height * width + kernel * 10 + stride);
+        var g = new ConvGeometry(height, width, kernel, kernel, stride, stride, Padding.Uniform(kernel / 2));
+        int plane = g.OutHeight * g.OutWidth;
+        float[] input = ScalarReference.Random(random, channels * height * width), w = ScalarReference.Random(random, channels * kernel * kernel),
+            b = ScalarReference.Random(random, channels), scratch = new float[DepthwiseConvKernel.ScratchFloats(g) + 64];
+        foreach (SimdWidth simd in SimdSupport.Available)
+            for (int bandRows = 1; bandRows <= 5; bandRows++)
+            {
+                float[] whole = new float[channels * plane + guard], banded = new float[channels * plane + guard];
+                Array.Fill(whole, float.NaN);
+                Array.Fill(banded, float.NaN);
+                fixed (float* ip = input, wp = w, bp = b, op = whole, bo = banded, sp = scratch)
+                {
+                    RunDepthwise(simd, ip, op, wp, bp, g, sp);
+                    // Last band first: a band that wrote past its rows would clobber a finished one.
+                    for (int o0 = (g.OutHeight - 1) / bandRows * bandRows; o0 >= 0; o0 -= bandRows)
+                    {
+                        ConvGeometry band = g.RowBand(o0, Math.Min(g.OutHeight, o0 + bandRows), out int r0) with
+                        {
+                            InPlaneStride = height * width,
+                            OutPlaneStride = plane,
+                        };
+                        RunDepthwise(simd, ip + (long)r0 * width, bo + (long)o0 * g.OutWidth, wp, bp, band, sp);
+                    }
+                }
+                Assert.True(whole.AsSpan().SequenceEqual(banded), $"{height}x{width} {kernel}x{kernel} s{stride}, {simd}: bands of {bandRows} rows differ from the whole plane");
+                Assert.All(banded[(channels * plane)..], value => Assert.True(float.IsNaN(value), "written past the last plane"));
+            }
+    }
+
+    private static unsafe void RunDepthwise(SimdWidth simd, float* input, float* output, float* weights, float* bias, in ConvGeometry g, float* scratch)
+    {
+        Activation activation = Activation.Relu6;
+        switch (simd)
+        {
+            case SimdWidth.Vector512: DepthwiseConvKernel.Run<Float512>(input, output, weights, bias, g, 0, 5, activation, scratch); break;
+            case SimdWidth.Vector256: DepthwiseConvKernel.Run<Float256>(input, output, weights, bias, g, 0, 5, activation, scratch); break;
+            case SimdWidth.Vector128: DepthwiseConvKernel.Run<Float128>(input, output, weights, bias, g, 0, 5, activation, scratch); break;
+            default: DepthwiseConvKernel.Run<Scalar>(input, output, weights, bias, g, 0, 5, activation, scratch); break;
+        }
+    }
+
+    /// <summary>
     /// <paramref name="channels"/> channels of 3x3 depthwise on the smallest plane giving the output size under
     /// <paramref name="pad"/> and the strides, at every SIMD width and thread count.
     /// </summary>
