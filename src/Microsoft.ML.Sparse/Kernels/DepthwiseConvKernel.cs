@@ -17,8 +17,12 @@ namespace Microsoft.ML.Sparse.Kernels;
 /// </summary>
 internal static unsafe class DepthwiseConvKernel
 {
-    /// <summary>Scratch floats one call needs: one channel's phase planes and its flat (PhaseWidth-pitched) output, plus a vector of slack.</summary>
-    public static int ScratchFloats(in ConvGeometry g) => Math.Max(g.ScratchFloats(1) + g.OutHeight * g.PhaseWidth + 16, DepthwiseLanesKernel.ScratchFloats(g));
+    /// <summary>
+    /// Scratch floats one call needs: one channel's phase planes, then either its flat (PhaseWidth-pitched) output plus a
+    /// vector of slack or a second channel's planes (rows of one vector run two channels at a time).
+    /// </summary>
+    public static int ScratchFloats(in ConvGeometry g) =>
+        Math.Max(g.ScratchFloats(1) + Math.Max(g.OutHeight * g.PhaseWidth + 16, g.ScratchFloats(1)), DepthwiseLanesKernel.ScratchFloats(g));
 
     /// <summary>
     /// Channels [channelStart, channelEnd): <c>output[c] = activation(bias[c] + conv(input[c], weights[c]))</c>,
@@ -191,17 +195,28 @@ internal static unsafe class DepthwiseConvKernel
                 }
                 return;
             }
+            if (PaddedRowIsOneVector(g))
+            {
+                // Two channels at a time as above, each copied into its own zero-padded plane (the second after the first's scratch).
+                float* secondPlane = scratch + g.ScratchFloats(1);
+                ConvPlanes.Clear(secondPlane, g, 1, 0, g.PaddedHeight);
+                for (int c = channelStart; c < channelEnd; c += 2)
+                {
+                    bool pair = c + 1 < channelEnd;
+                    float* channel = input + (long)c * g.InPlaneStride;
+                    ConvPlanes.Build(channel, g, scratch, rowScratch, 0, g.PaddedHeight);
+                    if (pair) ConvPlanes.Build(channel + g.InPlaneStride, g, secondPlane, secondPlane + g.PlaneFloats, 0, g.PaddedHeight);
+                    VectorRows<TFunction, PlaneRows>(new PlaneRows(scratch), pair ? (nint)(secondPlane - scratch) : 0, scratch, weights + 9L * c, bias + c,
+                        output + (long)c * g.OutPlaneStride, pair ? g.OutPlaneStride : 0, outHeight, outWidth, alpha, beta);
+                }
+                return;
+            }
             for (int c = channelStart; c < channelEnd; c++)
             {
                 float* w = weights + 9L * c;
                 float bc = bias[c];
                 float* destination = output + (long)c * g.OutPlaneStride;
                 ConvPlanes.Build(input + (long)c * g.InPlaneStride, g, scratch, rowScratch, 0, g.PaddedHeight);
-                if (PaddedRowIsOneVector(g))
-                {
-                    VectorRows<TFunction, PlaneRows>(new PlaneRows(scratch), 0, scratch, w, bias + c, destination, 0, outHeight, outWidth, alpha, beta);
-                    continue;
-                }
                 if (outWidth < n)
                 {
                     // Narrow plane: one flat run over all rows at the planes' pitch, then the valid columns moved into place.
@@ -246,7 +261,7 @@ internal static unsafe class DepthwiseConvKernel
         /// three column taps and feeds the three output rows whose window covers it (3 loads per 9 FMAs), with no per-row
         /// calls. One channel's sums wait on a chain of FMAs per padded row; the second channel (<paramref name="nextInput"/>
         /// and <paramref name="nextOutput"/> floats on, its weights and bias next in their arrays) fills that wait. A lone
-        /// channel passes offsets of 0 and is computed twice into the same place. Output rows are stored whole in order, so
+        /// last channel passes offsets of 0 and is computed twice into the same place. Output rows are stored whole in order, so
         /// the lanes past a row land on the next row's start and are rewritten by its store; the last row goes through
         /// scratch so nothing past the plane is written.
         /// </summary>
