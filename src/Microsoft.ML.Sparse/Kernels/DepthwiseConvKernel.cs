@@ -18,11 +18,16 @@ namespace Microsoft.ML.Sparse.Kernels;
 internal static unsafe class DepthwiseConvKernel
 {
     /// <summary>
-    /// Scratch floats one call needs: one channel's phase planes, then either its flat (PhaseWidth-pitched) output plus a
-    /// vector of slack or a second channel's planes (rows of one vector run two channels at a time).
+    /// Scratch floats one call needs: one channel's phase planes, then its flat (PhaseWidth-pitched) output plus a vector
+    /// of slack, or, where a padded row may be one vector (at most 16 floats), a second channel's planes (such rows run
+    /// two channels at a time).
     /// </summary>
-    public static int ScratchFloats(in ConvGeometry g) =>
-        Math.Max(g.ScratchFloats(1) + Math.Max(g.OutHeight * g.PhaseWidth + 16, g.ScratchFloats(1)), DepthwiseLanesKernel.ScratchFloats(g));
+    public static int ScratchFloats(in ConvGeometry g)
+    {
+        int afterPlanes = g.OutHeight * g.PhaseWidth + 16;
+        if (g.PhaseWidth <= 16) afterPlanes = Math.Max(afterPlanes, g.ScratchFloats(1));
+        return Math.Max(g.ScratchFloats(1) + afterPlanes, DepthwiseLanesKernel.ScratchFloats(g));
+    }
 
     /// <summary>
     /// Channels [channelStart, channelEnd): <c>output[c] = activation(bias[c] + conv(input[c], weights[c]))</c>,
