@@ -65,4 +65,38 @@ internal static unsafe class ElementwiseKernels
             for (int p = 0; p < pixels; p++) destination[p] = input[(long)p * channels + c];
         }
     }
+
+    /// <summary>
+    /// <c>output[c, p] = activation(partials[0][c, p] + ... + partials[n - 1][c, p] + bias[c] + residual[c, p])</c>, summed in that
+    /// order, for channels [channelStart, channelEnd) and pixels [pixelStart, pixelEnd). Partial sum j starts
+    /// <paramref name="partialFloats"/> x j floats after <paramref name="partials"/>; <paramref name="residual"/> may be null.
+    /// </summary>
+    public static void SumPartials<TVec>(float* partials, int count, long partialFloats, int partialStride, float* bias, float* residual, int residualStride,
+        float* output, int outputStride, int channelStart, int channelEnd, int pixelStart, int pixelEnd, in Activation activation)
+        where TVec : struct, IFloatVector<TVec>
+    {
+        for (int c = channelStart; c < channelEnd; c++)
+        {
+            float* source = partials + (long)c * partialStride, destination = output + (long)c * outputStride;
+            float* add = residual == null ? null : residual + (long)c * residualStride;
+            int p = SumPartialsBlock<TVec>(source, count, partialFloats, bias[c], add, destination, pixelStart, pixelEnd);
+            SumPartialsBlock<Scalar>(source, count, partialFloats, bias[c], add, destination, p, pixelEnd);
+            ActivationPass.Apply<TVec>(destination + pixelStart, destination + pixelStart, pixelEnd - pixelStart, activation);
+        }
+    }
+
+    private static int SumPartialsBlock<TVec>(float* source, int count, long partialFloats, float bias, float* residual, float* output, int p, int end)
+        where TVec : struct, IFloatVector<TVec>
+    {
+        TVec biasVector = TVec.Broadcast(bias);
+        for (; p + TVec.Count <= end; p += TVec.Count)
+        {
+            TVec sum = TVec.Load(source + p);
+            for (int j = 1; j < count; j++) sum += TVec.Load(source + j * partialFloats + p);
+            sum += biasVector;
+            if (residual != null) sum += TVec.Load(residual + p);
+            sum.Store(output + p);
+        }
+        return p;
+    }
 }

@@ -13,6 +13,12 @@ internal abstract unsafe class PlannedLayer(string name, string kind, TensorHand
     public TensorHandle[] Inputs { get; } = inputs;
     public TensorHandle Output { get; } = output;
 
+    /// <summary>
+    /// With N threads, the layer runs as this many parts x N. Two per thread by default: enough for the running threads to
+    /// absorb an absent one's share.
+    /// </summary>
+    public virtual int PartsPerThread => 2;
+
     /// <summary>Per-thread scratch floats this layer needs.</summary>
     public virtual int ScratchFloats => 0;
     public virtual float Sparsity => 0f;
@@ -57,6 +63,37 @@ internal abstract unsafe class PlannedLayer(string name, string kind, TensorHand
 /// <summary>Splits work between threads at aligned boundaries, so a unit (e.g. a block of channels) is never divided.</summary>
 internal static class WorkSplit
 {
+    /// <summary>
+    /// Pixel ranges of 1x1-like layers are split at multiples of the widest vector, so every pixel is computed by a full
+    /// vector of the same width (hence bitwise the same) with any thread count.
+    /// </summary>
+    public const int PixelAlign = 16;
+
+    /// <summary>
+    /// Below this many pixels per part (three vectors), a 1x1-like layer's output channels are split instead (7x7 layers).
+    /// Parts of pixels read only their pixels of every input channel, where parts of channels read every pixel of every input
+    /// channel, half of it written by the other core: on 14x14 planes with two threads pixel parts of three vectors made
+    /// whole v2 inferences faster in 50-60 of 60 alternating rounds (5-8%), though channel parts run the better tiles
+    /// when a layer is timed alone.
+    /// </summary>
+    public const int MinPixelsPerPart = 48;
+
+    /// <summary>
+    /// Part <paramref name="part"/> of a layer that maps each pixel of each output channel on its own (1x1 convolutions, sums):
+    /// a range of pixels where every part gets <see cref="MinPixelsPerPart"/>, else a range of output channels at
+    /// multiples of <paramref name="channelAlign"/>, with all pixels.
+    /// </summary>
+    public static (int PixelStart, int PixelEnd, int ChannelStart, int ChannelEnd) PixelsOrChannels(int pixels, int channels, int part, int parts, int channelAlign)
+    {
+        if (pixels >= MinPixelsPerPart * parts)
+        {
+            (int start, int end) = Range(pixels, part, parts, PixelAlign);
+            return (start, end, 0, channels);
+        }
+        (int channelStart, int channelEnd) = Range(channels, part, parts, channelAlign);
+        return (0, pixels, channelStart, channelEnd);
+    }
+
     /// <summary>Part <paramref name="part"/> of <paramref name="parts"/> of [0, total), boundaries at multiples of <paramref name="align"/>.</summary>
     public static (int Start, int End) Range(int total, int part, int parts, int align = 1)
     {
@@ -155,20 +192,6 @@ internal sealed class PointwiseSpec(string name, TensorHandle input, TensorHandl
 internal sealed unsafe class PointwiseLayer(string name, TensorHandle[] inputs, TensorHandle output, Formats.PointwiseWeights weights, Activation activation, SimdWidth width)
     : PlannedLayer(name, "Pointwise", inputs, output)
 {
-    /// <summary>
-    /// Pixel ranges are split at multiples of the widest vector, so every pixel is computed by a full vector of the same
-    /// width (hence bitwise the same) with any thread count.
-    /// </summary>
-    private const int PixelAlign = 16;
-
-    /// <summary>
-    /// Below this many pixels per part (three vectors), a layer's output channels are split instead (7x7 layers). Parts
-    /// of pixels read only their pixels of every input channel, where parts of channels read every pixel of every input
-    /// channel, half of it written by the other core: on 14x14 planes with two threads pixel parts of three vectors made
-    /// whole v2 inferences faster in 50-60 of 60 alternating rounds (5-8%), though channel parts run the better tiles
-    /// when a layer is timed alone.
-    /// </summary>
-    private const int MinPixelsPerPart = 48;
     private readonly Activation _activation = activation;
 
     public override float Sparsity => weights.Sparsity;
@@ -182,10 +205,8 @@ internal sealed unsafe class PointwiseLayer(string name, TensorHandle[] inputs, 
         var strides = new PlaneStrides(InputStride(tensors), OutputStride(tensors), residual == null ? OutputStride(tensors) : InputStride(tensors, 1));
         // Where every operand's planes are padded, the padding pixels are computed too (see PixelsToCompute).
         int pixels = PointwiseKernel.PixelsToCompute(Output.Height * Output.Width, Math.Min(strides.Input, Math.Min(strides.Output, strides.Residual)), width);
-        int pixelStart = 0, pixelEnd = pixels, channelStart = 0, channelEnd = Output.Channels;
-        // Enough pixels for every part: split pixels; small late layers (7x7): split output channels.
-        if (pixels >= MinPixelsPerPart * parts) (pixelStart, pixelEnd) = WorkSplit.Range(pixels, part, parts, PixelAlign);
-        else (channelStart, channelEnd) = WorkSplit.Range(Output.Channels, part, parts, weights.ChannelGranularity);
+        (int pixelStart, int pixelEnd, int channelStart, int channelEnd) =
+            WorkSplit.PixelsOrChannels(pixels, Output.Channels, part, parts, weights.ChannelGranularity);
         if (pixelStart < pixelEnd && channelStart < channelEnd)
             PointwiseKernel.Run(weights, InputOf(tensors), OutputOf(tensors), residual, strides, pixelStart, pixelEnd - pixelStart,
                 channelStart, channelEnd, _activation, width);
@@ -193,6 +214,10 @@ internal sealed unsafe class PointwiseLayer(string name, TensorHandle[] inputs, 
 
     /// <summary>Output channels are split at multiples of this (the block width).</summary>
     internal int ChannelGranularity => weights.ChannelGranularity;
+
+    internal Formats.PointwiseWeights Weights => weights;
+    internal Activation Activation => _activation;
+    internal SimdWidth Width => width;
 
     /// <summary>
     /// Output channels [channelStart, channelEnd) of <paramref name="pixelCount"/> pixels (no residual): <paramref name="input"/>

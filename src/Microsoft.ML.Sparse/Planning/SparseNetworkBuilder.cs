@@ -162,8 +162,13 @@ public sealed class SparseNetworkBuilder
             Threads = options.Threads, SparseThreshold = options.SparseThreshold, MaxSimdWidth = options.MaxSimdWidth, FuseLayers = options.FuseLayers,
         };
         PlannedLayer[] prepared = kept.Select(layer => layer.Prepare(snapshot)).ToArray();
-        if (snapshot.FuseLayers) prepared = PointwiseDepthwisePair.Fuse(prepared, output.Id, snapshot.Threads);
-        return new SparseNetwork(prepared, Input, output, _tensors.Count, snapshot);
+        int tensorCount = _tensors.Count;
+        if (snapshot.FuseLayers)
+        {
+            prepared = ChannelSplitBottleneckLayer.Fuse(prepared, output.Id, snapshot, ref tensorCount);
+            prepared = PointwiseDepthwisePair.Fuse(prepared, output.Id, snapshot.Threads);
+        }
+        return new SparseNetwork(prepared, Input, output, tensorCount, snapshot);
     }
 
     /// <summary>Largest tensor, in floats (2 GiB): lengths and arena offsets are 32-bit.</summary>

@@ -15,7 +15,11 @@ public sealed class SparseNetworkOptions
     /// <summary>The widest SIMD width the kernels may use; narrower widths are for tests and comparisons.</summary>
     public SimdWidth MaxSimdWidth { get; set; } = SimdWidth.Auto;
 
-    /// <summary>Whether a 1x1 layer and the depthwise layer it alone feeds may run as one layer (same bits either way; off for comparisons).</summary>
+    /// <summary>
+    /// Whether a 1x1 layer and the depthwise layer it alone feeds (and, with several threads, the 1x1 projection after them)
+    /// may run as one layer; off for comparisons. The pairs give the same bits either way; the split projections give the
+    /// same bits for a given thread count.
+    /// </summary>
     internal bool FuseLayers { get; set; } = true;
 
     /// <summary>

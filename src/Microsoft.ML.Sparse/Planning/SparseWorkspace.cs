@@ -11,9 +11,9 @@ namespace Microsoft.ML.Sparse;
 /// caller. Dispose it to stop its workers.
 /// </summary>
 /// <remarks>
-/// With N threads each layer is cut into <see cref="ChunksPerThread"/> x N chunks (along dimensions that leave every output's
-/// summation order alone, so results are bitwise those of one thread). The caller and N - 1 background workers each
-/// claim their own chunks first (thread t: chunks 2t and 2t + 1), then any chunk still unclaimed, and move to the next
+/// With N threads each layer is cut into <see cref="PlannedLayer.PartsPerThread"/> x N chunks (two per thread for most
+/// layers, along dimensions that leave every output's summation order alone). The caller and N - 1 background workers each
+/// claim their own chunks first (with two per thread, thread t: chunks 2t and 2t + 1), then any chunk still unclaimed, and move to the next
 /// layer once all chunks of the previous one are done. Own chunks first keeps each thread on the same pixels or
 /// channels from layer to layer, so the data it reads is mostly what it wrote, still in its own L2 (a shared counter
 /// handed chunks out at random: 5% slower with two threads); claiming the rest keeps a descheduled thread (a busy
@@ -24,9 +24,6 @@ namespace Microsoft.ML.Sparse;
 /// </remarks>
 public sealed unsafe class SparseWorkspace : IDisposable
 {
-    /// <summary>Chunks per thread and layer: enough for the running threads to absorb an absent one's share.</summary>
-    private const int ChunksPerThread = 2;
-
     /// <summary>How long an idle worker polls for the next inference before blocking: ~200 us.</summary>
     private static readonly long IdleSpinTicks = Stopwatch.Frequency / 5000;
 
@@ -35,7 +32,9 @@ public sealed unsafe class SparseWorkspace : IDisposable
     private readonly int[] _planeStrides;
     private readonly TensorTable _tensorTable;
     private readonly float* _scratch;
-    private readonly int _threads, _chunks;
+    private readonly int _threads, _maxChunks;
+    /// <summary>Chunks per layer: its parts per thread x threads (1 with one thread).</summary>
+    private readonly int[] _chunks;
     private readonly int[] _claimed, _doneChunks;
     private readonly Thread[] _workers;
     private readonly SemaphoreSlim[] _start;
@@ -49,7 +48,8 @@ public sealed unsafe class SparseWorkspace : IDisposable
     {
         Network = network;
         _threads = network.Threads;
-        _chunks = _threads == 1 ? 1 : ChunksPerThread * _threads;
+        _chunks = network.PlannedLayers.Select(layer => _threads == 1 ? 1 : layer.PartsPerThread * _threads).ToArray();
+        _maxChunks = _chunks.DefaultIfEmpty(1).Max();
         long floats = network.ActivationFloats + (long)_threads * network.ScratchFloatsPerThread + BufferPlanner.AlignFloats;
         _arena = GC.AllocateArray<float>(checked((int)floats), pinned: true);
         float* arenaStart = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_arena));
@@ -64,7 +64,7 @@ public sealed unsafe class SparseWorkspace : IDisposable
             if (network.TensorOffsets[id] >= 0) _tensors[id] = (nint)(aligned + network.TensorOffsets[id]);
         _scratch = aligned + network.ActivationFloats;
 
-        _claimed = new int[network.PlannedLayers.Length * _chunks];
+        _claimed = new int[network.PlannedLayers.Length * _maxChunks];
         _doneChunks = new int[network.PlannedLayers.Length];
         _workers = new Thread[_threads - 1];
         _start = new SemaphoreSlim[_threads - 1];
@@ -196,22 +196,23 @@ public sealed unsafe class SparseWorkspace : IDisposable
         {
             if (l > 0)
             {
-                WaitUntil(ref _doneChunks[l - 1], _chunks);
+                WaitUntil(ref _doneChunks[l - 1], _chunks[l - 1]);
                 if (ticks != null) AddTicks(ticks, l - 1, ref mark);
             }
-            for (int i = 0; i < _chunks; i++)
+            int chunks = _chunks[l], own = chunks / _threads;
+            for (int i = 0; i < chunks; i++)
             {
-                int chunk = (thread * ChunksPerThread + i) % _chunks;
-                if (Interlocked.Exchange(ref _claimed[l * _chunks + chunk], 1) != 0) continue;
+                int chunk = (thread * own + i) % chunks;
+                if (Interlocked.Exchange(ref _claimed[l * _maxChunks + chunk], 1) != 0) continue;
                 // A failing chunk still counts as done, or the other threads would wait forever.
-                try { layers[l].Run<TVec>(_tensorTable, scratch, chunk, _chunks); }
+                try { layers[l].Run<TVec>(_tensorTable, scratch, chunk, chunks); }
                 catch (Exception e) { Interlocked.CompareExchange(ref _failure, e, null); }
                 Interlocked.Increment(ref _doneChunks[l]);
             }
         }
         if (thread == 0)
         {
-            WaitUntil(ref _doneChunks[^1], _chunks);
+            WaitUntil(ref _doneChunks[^1], _chunks[^1]);
             if (ticks != null) AddTicks(ticks, layers.Length - 1, ref mark);
         }
     }

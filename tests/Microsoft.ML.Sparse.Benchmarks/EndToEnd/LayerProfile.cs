@@ -86,14 +86,23 @@ internal static class LayerProfile
             PlannedLayer[] oneLayers = one.Model.Network.PlannedLayers, manyLayers = many.Model.Network.PlannedLayers;
             Console.WriteLine($"{modelName} at {sparsity:P0}, per layer inside whole inferences, fastest of {InferenceRounds} rounds of {InferencesPerRound} (us)");
             Console.WriteLine($"{"layer",-44} {"kernel",-40} {"shape",-22} {"1 thread",9} {threads + " threads",9} {"scaling",8}");
+            var oneOutputs = oneLayers.Select(layer => layer.Output.Id).ToHashSet();
             int j = 0;
             for (int i = 0; i < manyLayers.Length; i++)
             {
-                double single = 0;
-                do single += one.Best[j]; while (oneLayers[j++].Output.Id != manyLayers[i].Output.Id);
                 PlannedLayer layer = manyLayers[i];
                 string shape = $"{layer.Inputs[0].Channels}->{layer.Output.Channels}@{layer.Output.Height}x{layer.Output.Width}";
-                Console.WriteLine($"{Shorten(layer.Name, 44),-44} {Shorten(layer.KernelName, 40),-40} {shape,-22} {single,9:F1} {many.Best[i],9:F1} {single / many.Best[i],7:F2}x");
+                string name = $"{Shorten(layer.Name, 44),-44} {Shorten(layer.KernelName, 40),-40} {shape,-22}";
+                // A tensor only the multi-thread plan has (partial sums): its one-thread time is counted where the plans meet again.
+                if (!oneOutputs.Contains(layer.Output.Id))
+                {
+                    Console.WriteLine($"{name} {"",9} {many.Best[i],9:F1}");
+                    continue;
+                }
+                double single = 0, multi = many.Best[i];
+                do single += one.Best[j]; while (oneLayers[j++].Output.Id != layer.Output.Id);
+                for (int k = i - 1; k >= 0 && !oneOutputs.Contains(manyLayers[k].Output.Id); k--) multi += many.Best[k];
+                Console.WriteLine($"{name} {single,9:F1} {many.Best[i],9:F1} {single / multi,7:F2}x");
             }
             Console.WriteLine($"whole inference (fastest round): 1 thread {one.BestInference / 1000:F3} ms, {threads} threads {many.BestInference / 1000:F3} ms, scaling {one.BestInference / many.BestInference:F2}x");
             return 0;

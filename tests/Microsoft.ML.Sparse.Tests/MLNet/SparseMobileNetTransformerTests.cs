@@ -111,9 +111,8 @@ public class SparseMobileNetTransformerTests
         }).Fit(data);
 
         Assert.Equal(2, fromBytes.ThreadsPerRow);
-        var expected = ScoreDirectly(fromStream.Model, images);
-        Assert.Equal(expected, ReadVectors(fromStream.Transform(data), "scores"));
-        Assert.Equal(expected, ReadVectors(fromBytes.Transform(data), "scores"));
+        Assert.Equal(ScoreDirectly(fromStream.Model, images), ReadVectors(fromStream.Transform(data), "scores"));
+        Assert.Equal(ScoreDirectly(fromBytes.Model, images), ReadVectors(fromBytes.Transform(data), "scores"));
 
         var wrongTensor = Assert.Throws<ArgumentException>(() => _mlContext.Transforms.ScoreSparseMobileNet(
             new SparseMobileNetOptions { ModelBytes = TinyModel, InputTensorName = "data" }));
