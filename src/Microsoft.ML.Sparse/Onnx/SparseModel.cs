@@ -7,7 +7,7 @@ namespace Microsoft.ML.Sparse;
 /// <summary>Options for importing an ONNX model into the sparse engine.</summary>
 public sealed class SparseModelOptions
 {
-    /// <summary>Threads one inference uses. Default: all cores.</summary>
+    /// <summary>Threads one inference uses. Default: all cores. See <see cref="SparseNetworkOptions.Threads"/> for how results depend on it.</summary>
     public int Threads { get; set; } = Environment.ProcessorCount;
 
     /// <summary>Minimum sparsity for the SpMM path of a 1x1 layer; see <see cref="SparseNetworkOptions.SparseThreshold"/>.</summary>

@@ -18,10 +18,17 @@ namespace Microsoft.ML.Sparse;
 internal sealed unsafe class ChannelSplitBottleneckLayer : PlannedLayer
 {
     /// <summary>
-    /// Expanded planes up to 28x28. Larger ones (v2's 56x56 blocks) gained nothing more measurable, and for v1's 56x56
-    /// 1x1 -> depthwise -> 1x1 runs a part's scratch outgrew L2 (slower in 28 of 30 rounds).
+    /// Expanded planes up to 28x28: larger ones (v2's 56x56 blocks) gained nothing more measurable, and a part's scratch
+    /// (expanded and filtered planes) outgrows L2.
     /// </summary>
     public const int MaxPixels = 28 * 28;
+
+    /// <summary>
+    /// The projection must cut the expanded channels at least this much: the sum reads parts x its output, so it pays where
+    /// that is small against the expanded tensor it keeps in place (MobileNet v2: 6x). v1's 1x1 -> depthwise -> 1x1 runs
+    /// keep or double the channels; split, their sums took 20-36 us each and v1 at 90% lost 2-3% on two threads.
+    /// </summary>
+    public const int MinNarrowing = 2;
 
     private readonly PointwiseLayer _expansion;
     private readonly DepthwiseLayer _depthwise;
@@ -96,7 +103,8 @@ internal sealed unsafe class ChannelSplitBottleneckLayer : PlannedLayer
 
     /// <summary>
     /// With several threads, replaces each expansion -> depthwise -> projection run (each output read only by the next,
-    /// expanded planes of at most <see cref="MaxPixels"/>, a block of expanded channels for every thread) with the split
+    /// expanded planes of at most <see cref="MaxPixels"/>, a block of expanded channels for every thread, a projection that
+    /// narrows by <see cref="MinNarrowing"/>) with the split
     /// layer and its <see cref="PartialSumLayer"/>. The partial sums get new tensor ids from <paramref name="tensorCount"/>.
     /// </summary>
     public static PlannedLayer[] Fuse(PlannedLayer[] layers, int outputId, SparseNetworkOptions options, ref int tensorCount)
@@ -114,7 +122,8 @@ internal sealed unsafe class ChannelSplitBottleneckLayer : PlannedLayer
         {
             if (i + 2 < layers.Length && layers[i] is PointwiseLayer { Inputs.Length: 1 } expansion && layers[i + 1] is DepthwiseLayer depthwise &&
                 layers[i + 2] is PointwiseLayer projection && ReadOnlyBy(expansion.Output, depthwise) && ReadOnlyBy(depthwise.Output, projection) &&
-                expansion.Output.Height * expansion.Output.Width <= MaxPixels && expansion.Output.Channels / expansion.ChannelGranularity >= parts)
+                expansion.Output.Height * expansion.Output.Width <= MaxPixels && expansion.Output.Channels / expansion.ChannelGranularity >= parts &&
+                projection.Output.Channels * MinNarrowing <= expansion.Output.Channels)
             {
                 TensorHandle output = projection.Output;
                 var partials = new TensorHandle(tensorCount++, parts * output.Channels, output.Height, output.Width);

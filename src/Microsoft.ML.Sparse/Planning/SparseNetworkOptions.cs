@@ -3,7 +3,11 @@ namespace Microsoft.ML.Sparse;
 /// <summary>How a <see cref="SparseNetwork"/> is planned and run.</summary>
 public sealed class SparseNetworkOptions
 {
-    /// <summary>Threads one inference uses (pixel tiles, then channels, are split across them). Default: all cores. 1 runs on the caller's thread only.</summary>
+    /// <summary>
+    /// Threads one inference uses (pixel tiles, then channels, are split across them). Default: all cores. 1 runs on the
+    /// caller's thread only. Results are the same bits on every run with a given count; different counts agree within
+    /// rounding (with several threads, inverted-residual projections sum their input channels in one piece per thread).
+    /// </summary>
     public int Threads { get; set; } = Environment.ProcessorCount;
 
     /// <summary>

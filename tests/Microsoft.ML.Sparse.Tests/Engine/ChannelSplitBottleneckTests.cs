@@ -34,7 +34,7 @@ public sealed class ChannelSplitBottleneckTests
         TensorHandle middle = twin.Pointwise(input, BlockSparse(random, expanded, channels, blockWidth, 0.7f), ScalarReference.Random(random, expanded), expanded, Activation.Relu6);
         TensorHandle filtered = twin.Depthwise(middle, ScalarReference.Random(random, expanded * kernel * kernel), ScalarReference.Random(random, expanded), kernel, stride,
             Padding.Uniform(kernel / 2), Activation.Relu6);
-        int outChannels = residual ? channels : 23;
+        int outChannels = residual ? channels : 22;
         float[] projection = ScalarReference.Random(random, outChannels * expanded);
         for (int i = 0; i < projection.Length; i++)
             if (random.NextSingle() < projectionSparsity) projection[i] = 0f;
@@ -67,12 +67,12 @@ public sealed class ChannelSplitBottleneckTests
         var random = new Random(11);
         static bool Splits(SparseNetworkBuilder builder, TensorHandle output, int threads = 2) =>
             builder.Build(output, new SparseNetworkOptions { Threads = threads }).PlannedLayers.Any(layer => layer is ChannelSplitBottleneckLayer);
-        TensorHandle Block(SparseNetworkBuilder builder, int expanded, int blockWidth, bool shareExpanded = false)
+        TensorHandle Block(SparseNetworkBuilder builder, int expanded, int blockWidth, bool shareExpanded = false, int outChannels = 8)
         {
             TensorHandle middle = builder.Pointwise(builder.Input, BlockSparse(random, expanded, 8, blockWidth, 0.5f), [], expanded);
             TensorHandle filtered = builder.DepthwiseConv(middle, ScalarReference.Random(random, expanded * 9), [], 3, 3, padding: Padding.Uniform(1));
             if (shareExpanded) filtered = builder.Add(filtered, middle);
-            return builder.Pointwise(filtered, ScalarReference.Random(random, 8 * expanded), [], 8);
+            return builder.Pointwise(filtered, ScalarReference.Random(random, outChannels * expanded), [], outChannels);
         }
 
         var plain = new SparseNetworkBuilder(8, 28, 28);
@@ -89,9 +89,14 @@ public sealed class ChannelSplitBottleneckTests
 
         // Eight expanded channels in two blocks of four: one block per thread with two threads, too few for three.
         var narrow = new SparseNetworkBuilder(8, 14, 14);
-        TensorHandle z = Block(narrow, 8, 4);
+        TensorHandle z = Block(narrow, 8, 4, outChannels: 4);
         Assert.True(Splits(narrow, z));
         Assert.False(Splits(narrow, z, threads: 3));
+
+        // A projection that does not halve the channels (v1's 1x1 -> depthwise -> 1x1 runs).
+        var wide = new SparseNetworkBuilder(8, 14, 14);
+        Assert.False(Splits(wide, Block(wide, 32, 1, outChannels: 17)));
+        Assert.True(Splits(wide, Block(wide, 32, 1, outChannels: 16)));
     }
 
     /// <summary>Random weights W[rows, columns] where each block of <paramref name="blockWidth"/> rows shares its zero columns.</summary>
