@@ -189,7 +189,7 @@ internal static unsafe class DepthwiseConvKernel
             // Padded rows ky = 0, 1, 2 of output row oy: oy * pitch plus 0, oddRow, and 2 * pitch (stride 1) or pitch (stride 2).
             nint lastRow = g.StrideHeight == 1 ? 2 * pitch : pitch;
             float* rowScratch = scratch + g.PlaneFloats, flat = scratch + g.ScratchFloats(1);
-            if (PaddedRowIsOneVector(g) && typeof(TVec) == typeof(Float512) && Avx512F.IsSupported)
+            if (PaddedRowIsOneVector(g) && MaskedVector.Supported<TVec>())
             {
                 // Padded rows straight from the input with masked loads (no copy into the planes at all), two channels at a time.
                 for (int c = channelStart; c < channelEnd; c += 2)

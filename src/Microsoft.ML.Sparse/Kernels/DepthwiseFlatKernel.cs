@@ -20,7 +20,7 @@ internal static unsafe class DepthwiseFlatKernel
     private const int MaxTaps = 25;
 
     public static bool Supports<TVec>(in ConvGeometry g) where TVec : struct, IFloatVector<TVec> =>
-        typeof(TVec) == typeof(Float512) && Avx512F.IsSupported && g.StrideHeight == 1 && g.StrideWidth == 1 &&
+        MaskedVector.Supported<TVec>() && g.StrideHeight == 1 && g.StrideWidth == 1 &&
         g.OutWidth == g.InWidth && g.OutHeight * g.OutWidth <= MaxVectors * 16 && g.Taps <= MaxTaps;
 
     /// <summary>Channels [channelStart, channelEnd), as <see cref="DepthwiseConvKernel.Run{TVec}"/>.</summary>

@@ -19,7 +19,7 @@ internal static unsafe class DepthwiseStride1Kernel
     private const int MaxVectors = 16;
 
     public static bool Supports<TVec>(in ConvGeometry g) where TVec : struct, IFloatVector<TVec> =>
-        typeof(TVec) == typeof(Float512) && Avx512F.IsSupported && g.KernelHeight == 3 && g.KernelWidth == 3 &&
+        MaskedVector.Supported<TVec>() && g.KernelHeight == 3 && g.KernelWidth == 3 &&
         g.StrideHeight == 1 && g.StrideWidth == 1 && g.OutWidth >= 16 && g.OutWidth <= MaxVectors * 16;
 
     /// <summary>Channels [channelStart, channelEnd), as <see cref="DepthwiseConvKernel.Run{TVec}"/>.</summary>

@@ -23,7 +23,7 @@ internal static unsafe class DepthwiseStride2Kernel
     private const int MaxVectors = 4;
 
     public static bool Supports<TVec>(in ConvGeometry g) where TVec : struct, IFloatVector<TVec> =>
-        typeof(TVec) == typeof(Float512) && Avx512F.IsSupported && g.KernelHeight == 3 && g.KernelWidth == 3 &&
+        MaskedVector.Supported<TVec>() && g.KernelHeight == 3 && g.KernelWidth == 3 &&
         g.StrideHeight == 2 && g.StrideWidth == 2 && g.OutWidth <= MaxVectors * 16;
 
     /// <summary>Channels [channelStart, channelEnd), as <see cref="DepthwiseConvKernel.Run{TVec}"/>.</summary>

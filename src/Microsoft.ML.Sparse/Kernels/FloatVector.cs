@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Microsoft.ML.Sparse.Kernels;
 
@@ -105,4 +106,12 @@ internal readonly unsafe struct Float512 : IFloatVector<Float512>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float512 Min(Float512 a, Float512 b) => new(Vector512.Min(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float512 Exp(Float512 x) => new(Vector512.Exp(x._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public float Sum() => Vector512.Sum(_v);
+}
+
+/// <summary>Which kernels may use AVX-512's masked loads and stores.</summary>
+internal static class MaskedVector
+{
+    /// <summary>Whether <typeparamref name="TVec"/> is the AVX-512 vector on a CPU that runs it (a constant once jitted).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool Supported<TVec>() where TVec : struct, IFloatVector<TVec> => typeof(TVec) == typeof(Float512) && Avx512F.IsSupported;
 }
