@@ -4,7 +4,7 @@ using Microsoft.ML.Sparse.Benchmarks.EndToEnd;
 namespace Microsoft.ML.Sparse.Benchmarks;
 
 /// <summary>
-/// `e2e [--quick | --targets]` runs the end-to-end comparison and writes docs/benchmarks/; `layers MODEL SPARSITY [--in-inference]` prints
+/// `e2e [--quick | --targets] [--model NAME]` runs the end-to-end comparison and writes docs/benchmarks/; `layers MODEL SPARSITY [--in-inference]` prints
 /// where one inference spends its time, layer by layer; anything else goes to BenchmarkDotNet's switcher over every
 /// benchmark class here (e.g. --filter '*Pointwise*').
 /// </summary>

@@ -14,14 +14,25 @@ using BenchmarkDotNet.Toolchains.InProcess.Emit;
 namespace Microsoft.ML.Sparse.Benchmarks.EndToEnd;
 
 /// <summary>
-/// `e2e [--quick | --targets]`: runs <see cref="EndToEndBenchmarks"/> side by side in one BenchmarkDotNet run and writes
-/// docs/benchmarks/e2e-results.md (medians and ratios) and e2e-results.csv (input of the chart tool).
+/// `e2e [--quick | --targets] [--model NAME]`: runs <see cref="EndToEndBenchmarks"/> side by side in one BenchmarkDotNet run and
+/// writes docs/benchmarks/e2e-results.md (medians and ratios) and e2e-results.csv (input of the chart tool). `--model` keeps
+/// one model's rows (a shorter run, for a machine whose two vCPUs are not both available for long).
 /// </summary>
 internal static class EndToEndRunner
 {
     public static int Run(string[] args)
     {
         bool quick = args.Contains("--quick"), targets = args.Contains("--targets");
+        int modelFlag = Array.IndexOf(args, "--model");
+        if (modelFlag >= 0)
+        {
+            if (modelFlag + 1 >= args.Length || !EndToEndBenchmarks.Models.Contains(args[modelFlag + 1]))
+            {
+                Console.Error.WriteLine($"--model takes one of: {string.Join(", ", EndToEndBenchmarks.Models)}");
+                return 2;
+            }
+            EndToEndBenchmarks.Models = [args[modelFlag + 1]];
+        }
         if (quick)
         {
             EndToEndBenchmarks.Sparsities = [0, 0.9];
