@@ -89,13 +89,11 @@ internal sealed unsafe class ChannelSplitBottleneckLayer : PlannedLayer
     {
         if (parts != _parts) throw new InvalidOperationException($"Layer '{Name}' was planned for {_parts} parts, not {parts}.");
         (int start, int end) = ChannelRange(part);
-        int inputStride = InputStride(tensors), outputStride = OutputStride(tensors);
-        // Channel c of each scratch tensor sits at (c - start) planes from its beginning.
-        float* middle = scratch - (long)start * _middlePlane;
+        int outputStride = OutputStride(tensors);
+        // The part's expanded planes, then its filtered planes (channel c at c - start planes on), in the thread's scratch.
         float* filtered = scratch + MiddleFloats - (long)start * _filteredPlane;
-        _expansion.RunPart(InputOf(tensors), inputStride, middle, _middlePlane, Math.Min(inputStride, _middlePlane), start, end);
-        ConvGeometry geometry = _depthwise.WindowGeometry with { InPlaneStride = _middlePlane, OutPlaneStride = _filteredPlane };
-        _depthwise.RunChannels<TVec>(middle, filtered, geometry, start, end, scratch + MiddleFloats + FilteredFloats);
+        PointwiseDepthwisePair.ExpandAndFilter<TVec>(_expansion, _depthwise, InputOf(tensors), InputStride(tensors), scratch, _middlePlane,
+            filtered, _filteredPlane, start, end, scratch + MiddleFloats + FilteredFloats);
         int pixels = PointwiseKernel.PixelsToCompute(_depthwise.Output.Height * _depthwise.Output.Width, Math.Min(_filteredPlane, outputStride), _width);
         PointwiseKernel.Run(_projectionParts[part], filtered + (long)start * _filteredPlane, OutputOf(tensors) + (long)part * _projectionChannels * outputStride,
             null, new PlaneStrides(_filteredPlane, outputStride, outputStride), 0, pixels, 0, _projectionChannels, Activation.None, _width);
@@ -111,17 +109,13 @@ internal sealed unsafe class ChannelSplitBottleneckLayer : PlannedLayer
     {
         int parts = options.Threads;
         if (parts < 2) return layers;
-        var readers = new Dictionary<int, int>();
-        foreach (PlannedLayer layer in layers)
-            foreach (TensorHandle input in layer.Inputs.DistinctBy(t => t.Id)) readers[input.Id] = readers.GetValueOrDefault(input.Id) + 1;
-        bool ReadOnlyBy(TensorHandle tensor, PlannedLayer reader) =>
-            tensor.Id != outputId && readers[tensor.Id] == 1 && reader.Inputs[0].Id == tensor.Id;
+        var readers = new TensorReaders(layers, outputId);
 
         var fused = new List<PlannedLayer>(layers.Length);
         for (int i = 0; i < layers.Length; i++)
         {
             if (i + 2 < layers.Length && layers[i] is PointwiseLayer { Inputs.Length: 1 } expansion && layers[i + 1] is DepthwiseLayer depthwise &&
-                layers[i + 2] is PointwiseLayer projection && ReadOnlyBy(expansion.Output, depthwise) && ReadOnlyBy(depthwise.Output, projection) &&
+                layers[i + 2] is PointwiseLayer projection && readers.OnlyReader(expansion.Output, depthwise) && readers.OnlyReader(depthwise.Output, projection) &&
                 expansion.Output.Height * expansion.Output.Width <= MaxPixels && expansion.Output.Channels / expansion.ChannelGranularity >= parts &&
                 projection.Output.Channels * MinNarrowing <= expansion.Output.Channels)
             {

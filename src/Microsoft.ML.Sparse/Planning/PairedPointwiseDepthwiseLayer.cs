@@ -1,5 +1,3 @@
-using Microsoft.ML.Sparse.Kernels;
-
 namespace Microsoft.ML.Sparse;
 
 /// <summary>
@@ -25,11 +23,7 @@ internal sealed unsafe class PairedPointwiseDepthwiseLayer(PointwiseLayer pointw
     {
         (int start, int end) = WorkSplit.Range(Pointwise.Output.Channels, part, parts, Pointwise.ChannelGranularity);
         if (start >= end) return;
-        int inputStride = InputStride(tensors);
-        // Channel c of the 1x1 output sits at scratch + (c - start) x plane; padding pixels are computed where the input has them.
-        float* middle = scratch - (long)start * _plane;
-        Pointwise.RunPart(InputOf(tensors), inputStride, middle, _plane, Math.Min(inputStride, _plane), start, end);
-        ConvGeometry geometry = Depthwise.WindowGeometry with { InPlaneStride = _plane, OutPlaneStride = OutputStride(tensors) };
-        Depthwise.RunChannels<TVec>(middle, OutputOf(tensors), geometry, start, end, DepthwiseScratch(scratch));
+        ExpandAndFilter<TVec>(Pointwise, Depthwise, InputOf(tensors), InputStride(tensors), scratch, _plane, OutputOf(tensors), OutputStride(tensors),
+            start, end, DepthwiseScratch(scratch));
     }
 }

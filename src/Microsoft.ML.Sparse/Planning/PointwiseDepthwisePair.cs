@@ -1,3 +1,5 @@
+using Microsoft.ML.Sparse.Kernels;
+
 namespace Microsoft.ML.Sparse;
 
 /// <summary>
@@ -21,6 +23,20 @@ internal abstract unsafe class PointwiseDepthwisePair(PointwiseLayer pointwise, 
     public override long DenseMacs => Pointwise.DenseMacs + Depthwise.DenseMacs;
     public override long ExecutedMacs => Pointwise.ExecutedMacs + Depthwise.ExecutedMacs;
 
+    /// <summary>
+    /// Channels [start, end) of <paramref name="pointwise"/> into planes <paramref name="plane"/> floats apart from
+    /// <paramref name="middle"/> on (channel c at c - start planes on; padding pixels computed where the input has them), then
+    /// <paramref name="depthwise"/> over them into <paramref name="output"/> (channel c at c planes of <paramref name="outputStride"/> on).
+    /// </summary>
+    internal static void ExpandAndFilter<TVec>(PointwiseLayer pointwise, DepthwiseLayer depthwise, float* input, int inputStride, float* middle, int plane,
+        float* output, int outputStride, int start, int end, float* depthwiseScratch) where TVec : struct, IFloatVector<TVec>
+    {
+        float* channelZero = middle - (long)start * plane;
+        pointwise.RunPart(input, inputStride, channelZero, plane, Math.Min(inputStride, plane), start, end);
+        ConvGeometry geometry = depthwise.WindowGeometry with { InPlaneStride = plane, OutPlaneStride = outputStride };
+        depthwise.RunChannels<TVec>(channelZero, output, geometry, start, end, depthwiseScratch);
+    }
+
     /// <summary>Where the depthwise layer's scratch starts in a thread's <paramref name="scratch"/>.</summary>
     protected float* DepthwiseScratch(float* scratch) => scratch + BufferPlanner.RoundUp(MiddleFloats);
 
@@ -31,15 +47,13 @@ internal abstract unsafe class PointwiseDepthwisePair(PointwiseLayer pointwise, 
     /// </summary>
     public static PlannedLayer[] Fuse(PlannedLayer[] layers, int outputId, int threads)
     {
-        var readers = new Dictionary<int, int>();
-        foreach (PlannedLayer layer in layers)
-            foreach (TensorHandle input in layer.Inputs.DistinctBy(t => t.Id)) readers[input.Id] = readers.GetValueOrDefault(input.Id) + 1;
+        var readers = new TensorReaders(layers, outputId);
         var fused = new List<PlannedLayer>(layers.Length);
         for (int i = 0; i < layers.Length; i++)
         {
             PlannedLayer? pair = null;
             if (i + 1 < layers.Length && layers[i] is PointwiseLayer { Inputs.Length: 1 } pointwise && layers[i + 1] is DepthwiseLayer depthwise &&
-                depthwise.Inputs[0].Id == pointwise.Output.Id && readers[pointwise.Output.Id] == 1 && pointwise.Output.Id != outputId)
+                readers.OnlyReader(pointwise.Output, depthwise))
             {
                 if (FusedPointwiseDepthwiseLayer.Pays(pointwise, depthwise)) pair = new FusedPointwiseDepthwiseLayer(pointwise, depthwise);
                 else if (threads > 1 && PairedPointwiseDepthwiseLayer.Pays(pointwise)) pair = new PairedPointwiseDepthwiseLayer(pointwise, depthwise);
