@@ -31,13 +31,11 @@ public sealed class ChannelSplitBottleneckTests
         var twin = new TwinBuilder(channels, height, width);
         // A 1x1 in front puts the block's input in the arena (padded planes); the block's residual reads it too.
         TensorHandle input = twin.Pointwise(twin.Input, ScalarReference.Random(random, channels * channels), ScalarReference.Random(random, channels), channels, Activation.Relu);
-        TensorHandle middle = twin.Pointwise(input, BlockSparse(random, expanded, channels, blockWidth, 0.7f), ScalarReference.Random(random, expanded), expanded, Activation.Relu6);
+        TensorHandle middle = twin.Pointwise(input, ScalarReference.BlockSparse(random, expanded, channels, blockWidth, 0.7f), ScalarReference.Random(random, expanded), expanded, Activation.Relu6);
         TensorHandle filtered = twin.Depthwise(middle, ScalarReference.Random(random, expanded * kernel * kernel), ScalarReference.Random(random, expanded), kernel, stride,
             Padding.Uniform(kernel / 2), Activation.Relu6);
         int outChannels = residual ? channels : 22;
-        float[] projection = ScalarReference.Random(random, outChannels * expanded);
-        for (int i = 0; i < projection.Length; i++)
-            if (random.NextSingle() < projectionSparsity) projection[i] = 0f;
+        float[] projection = ScalarReference.BlockSparse(random, outChannels, expanded, 1, projectionSparsity);
         TensorHandle output = twin.Pointwise(filtered, projection, ScalarReference.Random(random, outChannels), outChannels,
             residual ? Activation.None : Activation.Relu6, residual ? input : null);
         if (!projectionIsOutput) output = twin.Pointwise(output, ScalarReference.Random(random, 5 * outChannels), [], 5, Activation.None);
@@ -69,7 +67,7 @@ public sealed class ChannelSplitBottleneckTests
             builder.Build(output, new SparseNetworkOptions { Threads = threads }).PlannedLayers.Any(layer => layer is ChannelSplitBottleneckLayer);
         TensorHandle Block(SparseNetworkBuilder builder, int expanded, int blockWidth, bool shareExpanded = false, int outChannels = 8)
         {
-            TensorHandle middle = builder.Pointwise(builder.Input, BlockSparse(random, expanded, 8, blockWidth, 0.5f), [], expanded);
+            TensorHandle middle = builder.Pointwise(builder.Input, ScalarReference.BlockSparse(random, expanded, 8, blockWidth, 0.5f), [], expanded);
             TensorHandle filtered = builder.DepthwiseConv(middle, ScalarReference.Random(random, expanded * 9), [], 3, 3, padding: Padding.Uniform(1));
             if (shareExpanded) filtered = builder.Add(filtered, middle);
             return builder.Pointwise(filtered, ScalarReference.Random(random, outChannels * expanded), [], outChannels);
@@ -97,16 +95,5 @@ public sealed class ChannelSplitBottleneckTests
         var wide = new SparseNetworkBuilder(8, 14, 14);
         Assert.False(Splits(wide, Block(wide, 32, 1, outChannels: 17)));
         Assert.True(Splits(wide, Block(wide, 32, 1, outChannels: 16)));
-    }
-
-    /// <summary>Random weights W[rows, columns] where each block of <paramref name="blockWidth"/> rows shares its zero columns.</summary>
-    private static float[] BlockSparse(Random random, int rows, int columns, int blockWidth, float sparsity)
-    {
-        float[] weights = ScalarReference.Random(random, rows * columns);
-        for (int r0 = 0; r0 < rows; r0 += blockWidth)
-            for (int k = 0; k < columns; k++)
-                if (random.NextSingle() < sparsity)
-                    for (int r = r0; r < Math.Min(rows, r0 + blockWidth); r++) weights[r * columns + k] = 0f;
-        return weights;
     }
 }

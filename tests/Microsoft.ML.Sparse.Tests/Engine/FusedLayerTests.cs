@@ -58,11 +58,7 @@ public sealed class FusedLayerTests
         var builder = new SparseNetworkBuilder(24, height, width);
         // A 1x1 in front puts the pair's input in the arena (padded planes); the pair's own output is the network's.
         TensorHandle first = builder.Pointwise(builder.Input, ScalarReference.Random(random, 24 * 24), [], 24, Activation.Relu);
-        float[] expand = ScalarReference.Random(random, 37 * 24);
-        for (int c0 = 0; c0 < 37; c0 += blockWidth)
-            for (int k = 0; k < 24; k++)
-                if (random.NextSingle() < 0.75f)
-                    for (int c = c0; c < Math.Min(37, c0 + blockWidth); c++) expand[c * 24 + k] = 0f;
+        float[] expand = ScalarReference.BlockSparse(random, 37, 24, blockWidth, 0.75f);
         TensorHandle middle = builder.Pointwise(first, expand, ScalarReference.Random(random, 37), 37, Activation.Relu6);
         TensorHandle output = builder.DepthwiseConv(middle, ScalarReference.Random(random, 37 * 9), ScalarReference.Random(random, 37), 3, 3, padding: Padding.Uniform(1), activation: Activation.Relu6);
         float[] input = ScalarReference.Random(random, builder.Input.Length);

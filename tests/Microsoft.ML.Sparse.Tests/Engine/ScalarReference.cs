@@ -111,4 +111,15 @@ internal static class ScalarReference
         for (int i = 0; i < count; i++) values[i] = (float)(random.NextDouble() * 2 - 1) * scale;
         return values;
     }
+
+    /// <summary>Random weights W[rows, columns] where each block of <paramref name="blockWidth"/> rows shares its zero columns.</summary>
+    public static float[] BlockSparse(Random random, int rows, int columns, int blockWidth, float sparsity)
+    {
+        float[] weights = Random(random, rows * columns);
+        for (int r0 = 0; r0 < rows; r0 += blockWidth)
+            for (int k = 0; k < columns; k++)
+                if (random.NextSingle() < sparsity)
+                    for (int r = r0; r < Math.Min(rows, r0 + blockWidth); r++) weights[r * columns + k] = 0f;
+        return weights;
+    }
 }
