@@ -18,14 +18,23 @@ internal static unsafe class DepthwiseStride1Kernel
     /// <summary>Rows up to this many vectors (256 columns); the column loads live on the stack.</summary>
     private const int MaxVectors = 16;
 
+    /// <summary>5x5 rows down to this width: one vector per row with a few lanes idle (narrower planes run flat or in lanes).</summary>
+    private const int MinWidth5x5 = 8;
+
     public static bool Supports<TVec>(in ConvGeometry g) where TVec : struct, IFloatVector<TVec> =>
-        MaskedVector.Supported<TVec>() && g.KernelHeight == 3 && g.KernelWidth == 3 &&
-        g.StrideHeight == 1 && g.StrideWidth == 1 && g.OutWidth >= 16 && g.OutWidth <= MaxVectors * 16;
+        MaskedVector.Supported<TVec>() && g.StrideHeight == 1 && g.StrideWidth == 1 && g.OutWidth <= MaxVectors * 16 &&
+        ((g.KernelHeight == 3 && g.KernelWidth == 3 && g.OutWidth >= 16) || (g.KernelHeight == 5 && g.KernelWidth == 5 && g.OutWidth >= MinWidth5x5));
 
     /// <summary>Channels [channelStart, channelEnd), as <see cref="DepthwiseConvKernel.Run{TVec}"/>.</summary>
     public static void Run(float* input, float* output, float* weights, float* bias, in ConvGeometry g,
         int channelStart, int channelEnd, in Activation activation)
     {
+        if (g.KernelHeight == 5)
+        {
+            var columns = new Columns5x5(input, output, weights, bias, g, channelStart, channelEnd, activation);
+            ActivationPass.Dispatch(ref columns, activation);
+            return;
+        }
         var rows = new Rows(input, output, weights, bias, g, channelStart, channelEnd, activation);
         ActivationPass.Dispatch(ref rows, activation);
     }
@@ -39,6 +48,14 @@ internal static unsafe class DepthwiseStride1Kernel
         public readonly int OutputColumn = outputColumn, First = first;
         public readonly bool Inside = inside;
         public readonly Vector512<float> Left = left, Middle = middle, Right = right;
+
+        /// <summary>Output vector <paramref name="v"/> of a row <paramref name="outWidth"/> wide (the last shifted back to end at the row's end, one vector from 0 if the row is narrower), taps from kx = <paramref name="kx"/>.</summary>
+        public static ColumnLoads For(int v, int outWidth, in ConvGeometry g, int kx, int kernel)
+        {
+            int x0 = outWidth >= 16 ? Math.Min(16 * v, outWidth - 16) : 0, first = x0 - g.Pad.Left + kx;
+            return new ColumnLoads(x0, first, x0 - g.Pad.Left >= 0 && x0 - g.Pad.Left + 15 + kernel <= g.InWidth,
+                Taps3x3.ColumnsInRow(first, g.InWidth), Taps3x3.ColumnsInRow(first + 1, g.InWidth), Taps3x3.ColumnsInRow(first + 2, g.InWidth));
+        }
     }
 
     private readonly struct Rows(float* input, float* output, float* weights, float* bias, ConvGeometry g,
@@ -50,12 +67,7 @@ internal static unsafe class DepthwiseStride1Kernel
             // Output vector v starts at column 16 v, the last one shifted back to end at the row's end (it recomputes a few
             // outputs to the same bits).
             ColumnLoads* loads = stackalloc ColumnLoads[MaxVectors];
-            for (int v = 0; v < vectors; v++)
-            {
-                int x0 = Math.Min(16 * v, outWidth - 16), first = x0 - g.Pad.Left;
-                loads[v] = new ColumnLoads(x0, first, first >= 0 && first + 18 <= g.InWidth,
-                    Taps3x3.ColumnsInRow(first, g.InWidth), Taps3x3.ColumnsInRow(first + 1, g.InWidth), Taps3x3.ColumnsInRow(first + 2, g.InWidth));
-            }
+            for (int v = 0; v < vectors; v++) loads[v] = ColumnLoads.For(v, outWidth, g, kx: 0, kernel: 3);
             float alpha = activation.Alpha, beta = activation.Beta;
             for (int c = channelStart; c < channelEnd; c++)
             {
@@ -121,6 +133,103 @@ internal static unsafe class DepthwiseStride1Kernel
                 Unsafe.BitCast<Vector512<float>, Float512>(Avx512F.MaskLoad(p, at.Left, Vector512<float>.Zero)),
                 Unsafe.BitCast<Vector512<float>, Float512>(Avx512F.MaskLoad(p + 1, at.Middle, Vector512<float>.Zero)),
                 Unsafe.BitCast<Vector512<float>, Float512>(Avx512F.MaskLoad(p + 2, at.Right, Vector512<float>.Zero)));
+        }
+    }
+
+    /// <summary>
+    /// 5x5: each output vector's column of rows in one sweep down the plane, two channels side by side. Every input row is
+    /// loaded once (five column taps) and feeds the five output rows whose window covers it, finishing the oldest: five
+    /// sums in flight per channel, ten independent FMA chains. Rows narrower than a vector (8-15 columns) are one vector
+    /// each, stored whole where the lanes past the row land on the next row (written after it) or on the plane's room,
+    /// masked otherwise.
+    /// </summary>
+    private readonly struct Columns5x5(float* input, float* output, float* weights, float* bias, ConvGeometry g,
+        int channelStart, int channelEnd, Activation activation) : IActivationConsumer
+    {
+        public void Run<TFunction>() where TFunction : struct, IActivationFunction
+        {
+            int outWidth = g.OutWidth, vectors = (outWidth + 15) / 16;
+            // Per output vector, the masks of taps kx = 0..2 and of kx = 3, 4 (the second's last mask unused).
+            ColumnLoads* loads = stackalloc ColumnLoads[2 * MaxVectors];
+            for (int v = 0; v < vectors; v++)
+            {
+                loads[2 * v] = ColumnLoads.For(v, outWidth, g, kx: 0, kernel: 5);
+                loads[2 * v + 1] = ColumnLoads.For(v, outWidth, g, kx: 3, kernel: 5);
+            }
+            var stores = new RowStores(g);
+            for (int c = channelStart; c < channelEnd; c += 2)
+            {
+                // A lone last channel is computed twice into the same place.
+                int d = Math.Min(c + 1, channelEnd - 1);
+                float* plane = input + (long)c * g.InPlaneStride, to = output + (long)c * g.OutPlaneStride;
+                nint nextInput = (nint)(d - c) * g.InPlaneStride, nextOutput = (nint)(d - c) * g.OutPlaneStride;
+                for (int v = 0; v < vectors; v++)
+                    Column<TFunction>(plane, nextInput, to, nextOutput, g, loads[2 * v], loads[2 * v + 1], weights + 25L * c, weights + 25L * d,
+                        bias[c], bias[d], stores, activation.Alpha, activation.Beta);
+            }
+        }
+
+        /// <summary>
+        /// One output vector's column of rows of two channels (the second <paramref name="nextInput"/> / <paramref name="nextOutput"/>
+        /// floats on). Padded row r (input row r - Top) finishes output row r - 4 and continues rows r - 3 .. r.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static void Column<TFunction>(float* plane, nint nextInput, float* to, nint nextOutput, in ConvGeometry g, in ColumnLoads low, in ColumnLoads high,
+            float* w, float* u, float bias, float secondBias, in RowStores stores, float alpha, float beta) where TFunction : struct, IActivationFunction
+        {
+            int outHeight = g.OutHeight, top = g.Pad.Top;
+            float* p = to + low.OutputColumn;
+            Float512 b = Float512.Broadcast(bias), e = Float512.Broadcast(secondBias);
+            // s1..s4: the sums of the output rows 1..4 rows into their window; t1..t4 the second channel's.
+            Float512 s1 = b, s2 = b, s3 = b, s4 = b, t1 = e, t2 = e, t3 = e, t4 = e;
+            for (int r = 0; r < outHeight + 4; r++)
+            {
+                Row5<Float512> x = Load(plane, r - top, g, low, high), y = Load(plane + nextInput, r - top, g, low, high);
+                Float512 done = Taps5x5.Fma5(x, w + 20, s4), second = Taps5x5.Fma5(y, u + 20, t4);
+                s4 = Taps5x5.Fma5(x, w + 15, s3);
+                t4 = Taps5x5.Fma5(y, u + 15, t3);
+                s3 = Taps5x5.Fma5(x, w + 10, s2);
+                t3 = Taps5x5.Fma5(y, u + 10, t2);
+                s2 = Taps5x5.Fma5(x, w + 5, s1);
+                t2 = Taps5x5.Fma5(y, u + 5, t1);
+                s1 = Taps5x5.Fma5(x, w, b);
+                t1 = Taps5x5.Fma5(y, u, e);
+                if (r < 4) continue;
+                stores.Store(TFunction.Apply(done, alpha, beta), p, r - 4);
+                stores.Store(TFunction.Apply(second, alpha, beta), p + nextOutput, r - 4);
+            }
+        }
+
+        /// <summary>Input row <paramref name="y"/> (zero outside the plane) at the five column taps of one output vector.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Row5<Float512> Load(float* plane, int y, in ConvGeometry g, in ColumnLoads low, in ColumnLoads high)
+        {
+            if ((uint)y >= (uint)g.InHeight) return default;
+            float* q = plane + (long)y * g.InWidth + low.First;
+            if (low.Inside) return new Row5<Float512>(Float512.Load(q), Float512.Load(q + 1), Float512.Load(q + 2), Float512.Load(q + 3), Float512.Load(q + 4));
+            return new Row5<Float512>(Masked(q, low.Left), Masked(q + 1, low.Middle), Masked(q + 2, low.Right), Masked(q + 3, high.Left), Masked(q + 4, high.Middle));
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Float512 Masked(float* p, Vector512<float> mask) =>
+        Unsafe.BitCast<Vector512<float>, Float512>(Avx512F.MaskLoad(p, mask, Vector512<float>.Zero));
+
+    /// <summary>
+    /// Where output row o of one vector goes: whole when the vector's lanes past the row land on later rows or the plane's
+    /// room (rows narrower than a vector), masked to the row otherwise.
+    /// </summary>
+    private readonly struct RowStores(in ConvGeometry g)
+    {
+        private readonly int _width = g.OutWidth, _wholeRows = g.OutWidth >= 16 ? g.OutHeight : g.OutPlaneRoom < 16 ? 0 : (g.OutPlaneRoom - 16) / g.OutWidth + 1;
+        private readonly Vector512<float> _mask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(g.OutWidth)).AsSingle();
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Store(Float512 value, float* column, int row)
+        {
+            float* at = column + (nint)row * _width;
+            if (row < _wholeRows) value.Store(at);
+            else Avx512F.MaskStore(at, _mask, Unsafe.BitCast<Float512, Vector512<float>>(value));
         }
     }
 }

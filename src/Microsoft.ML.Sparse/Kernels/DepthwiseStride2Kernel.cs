@@ -22,14 +22,23 @@ internal static unsafe class DepthwiseStride2Kernel
     /// </summary>
     private const int MaxVectors = 4;
 
+    /// <summary>5x5 output rows up to this many vectors (any MobileNet-family plane from 224 down).</summary>
+    private const int MaxVectors5x5 = 8;
+
     public static bool Supports<TVec>(in ConvGeometry g) where TVec : struct, IFloatVector<TVec> =>
-        MaskedVector.Supported<TVec>() && g.KernelHeight == 3 && g.KernelWidth == 3 &&
-        g.StrideHeight == 2 && g.StrideWidth == 2 && g.OutWidth <= MaxVectors * 16;
+        MaskedVector.Supported<TVec>() && g.StrideHeight == 2 && g.StrideWidth == 2 &&
+        ((g.KernelHeight == 3 && g.KernelWidth == 3 && g.OutWidth <= MaxVectors * 16) || (g.KernelHeight == 5 && g.KernelWidth == 5 && g.OutWidth <= MaxVectors5x5 * 16));
 
     /// <summary>Channels [channelStart, channelEnd), as <see cref="DepthwiseConvKernel.Run{TVec}"/>.</summary>
     public static void Run(float* input, float* output, float* weights, float* bias, in ConvGeometry g,
         int channelStart, int channelEnd, in Activation activation)
     {
+        if (g.KernelHeight == 5)
+        {
+            var columns = new Columns5x5(input, output, weights, bias, g, channelStart, channelEnd, activation);
+            ActivationPass.Dispatch(ref columns, activation);
+            return;
+        }
         var rows = new Rows(input, output, weights, bias, g, channelStart, channelEnd, activation);
         ActivationPass.Dispatch(ref rows, activation);
     }
@@ -43,6 +52,13 @@ internal static unsafe class DepthwiseStride2Kernel
     {
         public readonly int OutputColumn = outputColumn, First = first;
         public readonly Vector512<float> Low = low, High = high, Next = next;
+
+        /// <summary>Output vector <paramref name="v"/> of a row <paramref name="outWidth"/> wide (the last shifted back to end at the row's end).</summary>
+        public static ColumnLoads For(int v, int outWidth, in ConvGeometry g)
+        {
+            int x0 = outWidth >= 16 ? Math.Min(16 * v, outWidth - 16) : 0, first = 2 * x0 - g.Pad.Left;
+            return new ColumnLoads(x0, first, Taps3x3.ColumnsInRow(first, g.InWidth), Taps3x3.ColumnsInRow(first + 16, g.InWidth), Taps3x3.ColumnsInRow(first + 32, g.InWidth));
+        }
     }
 
     private readonly struct Rows(float* input, float* output, float* weights, float* bias, ConvGeometry g,
@@ -54,11 +70,7 @@ internal static unsafe class DepthwiseStride2Kernel
             // Output vector v starts at column 16 v, the last one shifted back to end at the row's end (it recomputes a few
             // outputs to the same bits); a row narrower than a vector is one masked store.
             ColumnLoads* loads = stackalloc ColumnLoads[MaxVectors];
-            for (int v = 0; v < vectors; v++)
-            {
-                int x0 = outWidth >= 16 ? Math.Min(16 * v, outWidth - 16) : 0, first = 2 * x0 - g.Pad.Left;
-                loads[v] = new ColumnLoads(x0, first, Taps3x3.ColumnsInRow(first, g.InWidth), Taps3x3.ColumnsInRow(first + 16, g.InWidth), Taps3x3.ColumnsInRow(first + 32, g.InWidth));
-            }
+            for (int v = 0; v < vectors; v++) loads[v] = ColumnLoads.For(v, outWidth, g);
             Vector512<float> storeMask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(outWidth)).AsSingle();
             float alpha = activation.Alpha, beta = activation.Beta;
             for (int c = channelStart; c < channelEnd; c++)
@@ -93,20 +105,113 @@ internal static unsafe class DepthwiseStride2Kernel
         private static Row3<Float512> Load(float* plane, int y, in ConvGeometry g, in ColumnLoads at)
         {
             if ((uint)y >= (uint)g.InHeight) return default;
-            float* p = plane + (long)y * g.InWidth + at.First;
-            Vector512<float> low = Avx512F.MaskLoad(p, at.Low, Vector512<float>.Zero);
-            Vector512<float> high = Avx512F.MaskLoad(p + 16, at.High, Vector512<float>.Zero);
-            Vector512<float> next = Avx512F.MaskLoad(p + 32, at.Next, Vector512<float>.Zero);
-            Vector512<float> even = Avx512F.PermuteVar16x32x2(low, EvenColumns, high);
-            Vector512<float> odd = Avx512F.PermuteVar16x32x2(low, OddColumns, high);
+            Split(plane + (long)y * g.InWidth + at.First, at, out Vector512<float> even, out Vector512<float> odd, out Vector512<float> next);
             // Columns 2j + 2: the even columns one lane on, the last lane from the column after the two loads.
             Vector512<float> evenNext = Avx512F.AlignRight32(next.AsUInt32(), even.AsUInt32(), 1).AsSingle();
             return new Row3<Float512>(Unsafe.BitCast<Vector512<float>, Float512>(even), Unsafe.BitCast<Vector512<float>, Float512>(odd),
                 Unsafe.BitCast<Vector512<float>, Float512>(evenNext));
         }
 
-        private static Vector512<int> EvenColumns => Vector512<int>.Indices * 2;
+    }
 
-        private static Vector512<int> OddColumns => Vector512<int>.Indices * 2 + Vector512<int>.One;
+    /// <summary>Input row y at p (its first column of the vector's window) as its even and odd columns, and the vector after them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Split(float* p, in ColumnLoads at, out Vector512<float> even, out Vector512<float> odd, out Vector512<float> next)
+    {
+        Vector512<float> low = Avx512F.MaskLoad(p, at.Low, Vector512<float>.Zero);
+        Vector512<float> high = Avx512F.MaskLoad(p + 16, at.High, Vector512<float>.Zero);
+        next = Avx512F.MaskLoad(p + 32, at.Next, Vector512<float>.Zero);
+        even = Avx512F.PermuteVar16x32x2(low, EvenColumns, high);
+        odd = Avx512F.PermuteVar16x32x2(low, OddColumns, high);
+    }
+
+    private static Vector512<int> EvenColumns => Vector512<int>.Indices * 2;
+
+    private static Vector512<int> OddColumns => Vector512<int>.Indices * 2 + Vector512<int>.One;
+
+    /// <summary>Lanes 1..15 of the first source, then lane 0 of the second (columns 2j + 2 from the even ones).</summary>
+    private static Vector512<int> OneOn => Vector512<int>.Indices + Vector512<int>.One;
+
+    /// <summary>Lanes 1..15 of the first source, then lane 1 of the second (columns 2j + 3 from the odd ones).</summary>
+    private static Vector512<int> OneOnOdd => Vector512.Create(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17);
+
+    /// <summary>Lanes 2..15 of the first source, then lanes 0 and 2 of the second (columns 2j + 4 from the even ones).</summary>
+    private static Vector512<int> TwoOn => Vector512.Create(2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18);
+
+    /// <summary>
+    /// 5x5: each output vector's column of rows in one sweep down the plane, two channels side by side. Every input row is
+    /// loaded and split into its five column taps once (three masked loads, five permutes) and feeds the two or three
+    /// output rows whose window covers it: output row m takes padded rows 2m .. 2m + 4, so the pair of rows 2m, 2m + 1
+    /// finishes row m - 2, continues m - 1 and starts m. Rows narrower than a vector are one masked store each.
+    /// </summary>
+    private readonly struct Columns5x5(float* input, float* output, float* weights, float* bias, ConvGeometry g,
+        int channelStart, int channelEnd, Activation activation) : IActivationConsumer
+    {
+        public void Run<TFunction>() where TFunction : struct, IActivationFunction
+        {
+            int outWidth = g.OutWidth, vectors = (outWidth + 15) / 16;
+            ColumnLoads* loads = stackalloc ColumnLoads[MaxVectors5x5];
+            for (int v = 0; v < vectors; v++) loads[v] = ColumnLoads.For(v, outWidth, g);
+            Vector512<float> storeMask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(outWidth)).AsSingle();
+            for (int c = channelStart; c < channelEnd; c += 2)
+            {
+                // A lone last channel is computed twice into the same place.
+                int d = Math.Min(c + 1, channelEnd - 1);
+                float* plane = input + (long)c * g.InPlaneStride, to = output + (long)c * g.OutPlaneStride;
+                nint nextInput = (nint)(d - c) * g.InPlaneStride, nextOutput = (nint)(d - c) * g.OutPlaneStride;
+                for (int v = 0; v < vectors; v++)
+                    Column<TFunction>(plane, nextInput, to, nextOutput, g, loads[v], weights + 25L * c, weights + 25L * d, bias[c], bias[d],
+                        storeMask, activation.Alpha, activation.Beta);
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.NoInlining)]
+        private static void Column<TFunction>(float* plane, nint nextInput, float* to, nint nextOutput, in ConvGeometry g, in ColumnLoads at,
+            float* w, float* u, float bias, float secondBias, Vector512<float> storeMask, float alpha, float beta) where TFunction : struct, IActivationFunction
+        {
+            int outHeight = g.OutHeight, outWidth = g.OutWidth, top = g.Pad.Top;
+            bool whole = outWidth >= 16;
+            float* p = to + at.OutputColumn;
+            Float512 b = Float512.Broadcast(bias), e = Float512.Broadcast(secondBias);
+            // older: output row m - 2 after taps rows ky = 0..3; newer: row m - 1 after ky = 0, 1 (t: the second channel).
+            Float512 older = b, newer = b, secondOlder = e, secondNewer = e;
+            for (int m = 0; m < outHeight + 2; m++)
+            {
+                Row5<Float512> x = Load(plane, 2 * m - top, g, at), y = Load(plane + nextInput, 2 * m - top, g, at);
+                Float512 done = Taps5x5.Fma5(x, w + 20, older), second = Taps5x5.Fma5(y, u + 20, secondOlder);
+                older = Taps5x5.Fma5(x, w + 10, newer);
+                secondOlder = Taps5x5.Fma5(y, u + 10, secondNewer);
+                newer = Taps5x5.Fma5(x, w, b);
+                secondNewer = Taps5x5.Fma5(y, u, e);
+                x = Load(plane, 2 * m + 1 - top, g, at);
+                y = Load(plane + nextInput, 2 * m + 1 - top, g, at);
+                older = Taps5x5.Fma5(x, w + 15, older);
+                secondOlder = Taps5x5.Fma5(y, u + 15, secondOlder);
+                newer = Taps5x5.Fma5(x, w + 5, newer);
+                secondNewer = Taps5x5.Fma5(y, u + 5, secondNewer);
+                if (m < 2) continue;
+                Store(TFunction.Apply(done, alpha, beta), p + (nint)(m - 2) * outWidth, whole, storeMask);
+                Store(TFunction.Apply(second, alpha, beta), p + nextOutput + (nint)(m - 2) * outWidth, whole, storeMask);
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Store(Float512 value, float* at, bool whole, Vector512<float> mask)
+        {
+            if (whole) value.Store(at);
+            else Avx512F.MaskStore(at, mask, Unsafe.BitCast<Float512, Vector512<float>>(value));
+        }
+
+        /// <summary>Input row <paramref name="y"/> (zero outside the plane) split into the five column taps 2j + kx.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Row5<Float512> Load(float* plane, int y, in ConvGeometry g, in ColumnLoads at)
+        {
+            if ((uint)y >= (uint)g.InHeight) return default;
+            Split(plane + (long)y * g.InWidth + at.First, at, out Vector512<float> even, out Vector512<float> odd, out Vector512<float> next);
+            return new Row5<Float512>(Unsafe.BitCast<Vector512<float>, Float512>(even), Unsafe.BitCast<Vector512<float>, Float512>(odd),
+                Unsafe.BitCast<Vector512<float>, Float512>(Avx512F.PermuteVar16x32x2(even, OneOn, next)),
+                Unsafe.BitCast<Vector512<float>, Float512>(Avx512F.PermuteVar16x32x2(odd, OneOnOdd, next)),
+                Unsafe.BitCast<Vector512<float>, Float512>(Avx512F.PermuteVar16x32x2(even, TwoOn, next)));
+        }
     }
 }

@@ -125,6 +125,13 @@ public sealed class ConvolutionKernelTests
     [InlineData(13, 33, 3, 2)]
     [InlineData(10, 12, 5, 1)]
     [InlineData(15, 14, 5, 2)]
+    [InlineData(7, 7, 5, 1)]
+    [InlineData(14, 14, 5, 1)]
+    [InlineData(9, 11, 5, 1)]
+    [InlineData(12, 40, 5, 1)]
+    [InlineData(28, 28, 5, 2)]
+    [InlineData(11, 57, 5, 2)]
+    [InlineData(14, 14, 5, 2)]
     public unsafe void Depthwise_RowBands_MatchTheWholePlane_AndWriteOnlyTheirRows(int height, int width, int kernel, int stride)
     {
         const int channels = 5, guard = 64;
