@@ -244,27 +244,29 @@ internal static unsafe class TapRow
     /// <summary>
     /// <c>output[x] = bias + sum_t weights[t] * taps[t][x]</c> for x in [0, width), in vectors; a ragged end is covered by
     /// one more vector ending at <paramref name="width"/> (recomputing a few outputs to the same bits), or by the same code
-    /// with <see cref="Scalar"/> when the row is narrower than a vector. The caller applies the activation (<see cref="ActivationPass"/>).
+    /// with <see cref="Scalar"/> when the row is narrower than a vector. <typeparamref name="TFunction"/> is applied in
+    /// registers before each store (the overlapping vector recomputes from the taps, so nothing is activated twice).
     /// </summary>
-    public static void Run<TVec>(float** taps, int tapCount, float* weights, float bias, float* output, int width)
-        where TVec : struct, IFloatVector<TVec>
+    public static void Run<TVec, TFunction>(float** taps, int tapCount, float* weights, float bias, float* output, int width, float alpha, float beta)
+        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
-        int x = Body<TVec>(taps, tapCount, weights, bias, output, 0, width);
+        int x = Body<TVec, TFunction>(taps, tapCount, weights, bias, output, 0, width, alpha, beta);
         if (x == width) return;
-        if (width >= TVec.Count) Body<TVec>(taps, tapCount, weights, bias, output, width - TVec.Count, width);
-        else Body<Scalar>(taps, tapCount, weights, bias, output, x, width);
+        if (width >= TVec.Count) Body<TVec, TFunction>(taps, tapCount, weights, bias, output, width - TVec.Count, width, alpha, beta);
+        else Body<Scalar, TFunction>(taps, tapCount, weights, bias, output, x, width, alpha, beta);
     }
 
-    private static int Body<TVec>(float** taps, int tapCount, float* weights, float bias, float* output, int x, int width)
-        where TVec : struct, IFloatVector<TVec> =>
-        tapCount == 9 ? Run3x3<TVec>(taps, weights, bias, output, x, width) : RunGeneral<TVec>(taps, tapCount, weights, bias, output, x, width);
+    private static int Body<TVec, TFunction>(float** taps, int tapCount, float* weights, float bias, float* output, int x, int width, float alpha, float beta)
+        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction =>
+        tapCount == 9 ? Run3x3<TVec, TFunction>(taps, weights, bias, output, x, width, alpha, beta)
+            : RunGeneral<TVec, TFunction>(taps, tapCount, weights, bias, output, x, width, alpha, beta);
 
     /// <summary>
     /// Any tap count. Four vectors per step: each output's FMAs form a serial chain (4-cycle latency), so independent
     /// chains are what keeps the FMA units busy; each weight broadcast and tap pointer also serves four FMAs.
     /// </summary>
-    private static int RunGeneral<TVec>(float** taps, int tapCount, float* weights, float bias, float* output, int x, int width)
-        where TVec : struct, IFloatVector<TVec>
+    private static int RunGeneral<TVec, TFunction>(float** taps, int tapCount, float* weights, float bias, float* output, int x, int width, float alpha, float beta)
+        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
         int n = TVec.Count;
         for (; x + 4 * n <= width; x += 4 * n)
@@ -279,23 +281,20 @@ internal static unsafe class TapRow
                 a2 = TVec.MultiplyAdd(TVec.Load(source + 2 * n), w, a2);
                 a3 = TVec.MultiplyAdd(TVec.Load(source + 3 * n), w, a3);
             }
-            a0.Store(output + x);
-            a1.Store(output + x + n);
-            a2.Store(output + x + 2 * n);
-            a3.Store(output + x + 3 * n);
+            StoreFour<TVec, TFunction>(output + x, n, a0, a1, a2, a3, alpha, beta);
         }
         for (; x + n <= width; x += n)
         {
             TVec a = TVec.Broadcast(bias);
             for (int t = 0; t < tapCount; t++) a = TVec.MultiplyAdd(TVec.Load(taps[t] + x), TVec.Broadcast(weights[t]), a);
-            a.Store(output + x);
+            TFunction.Apply(a, alpha, beta).Store(output + x);
         }
         return x;
     }
 
     /// <summary>3x3 (nine taps) with the weights held in registers, four independent vectors per step; the same summation order as <see cref="RunGeneral"/>.</summary>
-    private static int Run3x3<TVec>(float** taps, float* weights, float bias, float* output, int x, int width)
-        where TVec : struct, IFloatVector<TVec>
+    private static int Run3x3<TVec, TFunction>(float** taps, float* weights, float bias, float* output, int x, int width, float alpha, float beta)
+        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
         float* t0 = taps[0], t1 = taps[1], t2 = taps[2], t3 = taps[3], t4 = taps[4], t5 = taps[5], t6 = taps[6], t7 = taps[7], t8 = taps[8];
         TVec w0 = TVec.Broadcast(weights[0]), w1 = TVec.Broadcast(weights[1]), w2 = TVec.Broadcast(weights[2]);
@@ -305,12 +304,9 @@ internal static unsafe class TapRow
         int n = TVec.Count;
         for (; x + 4 * n <= width; x += 4 * n)
         {
-            Nine(x).Store(output + x);
-            Nine(x + n).Store(output + x + n);
-            Nine(x + 2 * n).Store(output + x + 2 * n);
-            Nine(x + 3 * n).Store(output + x + 3 * n);
+            StoreFour<TVec, TFunction>(output + x, n, Nine(x), Nine(x + n), Nine(x + 2 * n), Nine(x + 3 * n), alpha, beta);
         }
-        for (; x + n <= width; x += n) Nine(x).Store(output + x);
+        for (; x + n <= width; x += n) TFunction.Apply(Nine(x), alpha, beta).Store(output + x);
         return x;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -332,7 +328,7 @@ internal static unsafe class TapRow
     /// Four output channels at once (weights rows 0..3 are <paramref name="tapCount"/> apart, outputs <paramref name="outputStride"/> apart),
     /// with the activation fused into the store. Four vectors of each channel per step: each loaded input vector feeds four
     /// FMAs and each weight broadcast four more, so loads stay at half the FMAs, and the 16 sums are independent chains.
-    /// The ragged end as in <see cref="Run{TVec}"/>; every output sums bias, then taps in order, as there.
+    /// The ragged end as in <see cref="Run{TVec, TFunction}"/>; every output sums bias, then taps in order, as there.
     /// </summary>
     public static void RunFour<TVec, TFunction>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int width, float alpha, float beta)
         where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction

@@ -88,7 +88,7 @@ internal static unsafe class DepthwiseConvKernel
         for (int c = channelStart; c < channelEnd; c++)
         {
             ConvPlanes.Build(input + (long)c * g.InPlaneStride, g, scratch, rowScratch, 0, g.PaddedHeight);
-            TapRow.Run<TVec>(tapSources, taps, weights + (long)c * taps, bias[c], flat, outHeight * pitch);
+            TapRow.Run<TVec, IdentityFunction>(tapSources, taps, weights + (long)c * taps, bias[c], flat, outHeight * pitch, 0f, 0f);
             // The activation moves the valid columns of each flat row into place.
             ActivationPass.ApplyRows<TVec>(flat, pitch, output + (long)c * g.OutPlaneStride, outWidth, outHeight, activation);
         }

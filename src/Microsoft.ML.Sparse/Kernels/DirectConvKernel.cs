@@ -36,7 +36,7 @@ internal static unsafe class DirectConvKernel
         ActivationPass.Dispatch(ref rows, activation);
     }
 
-    /// <summary>The output rows of every output channel, four channels at a time with the activation fused; the odd channels after.</summary>
+    /// <summary>The output rows of every output channel, four channels at a time, then the odd channels, the activation fused in every store.</summary>
     private readonly struct OutputRows<TVec>(float** tapRows, int taps, float* weights, float* bias, float* output, int outChannels, int outWidth,
         long outputPlane, int pitch, int rowStart, int rowEnd, Activation activation) : IActivationConsumer where TVec : struct, IFloatVector<TVec>
     {
@@ -49,11 +49,7 @@ internal static unsafe class DirectConvKernel
                 for (; oc + 4 <= outChannels; oc += 4)
                     TapRow.RunFour<TVec, TFunction>(tapRows, taps, weights + (long)oc * taps, bias + oc, output + oc * outputPlane + (long)oy * outWidth, outputPlane, outWidth, alpha, beta);
                 for (; oc < outChannels; oc++)
-                {
-                    float* row = output + oc * outputPlane + (long)oy * outWidth;
-                    TapRow.Run<TVec>(tapRows, taps, weights + (long)oc * taps, bias[oc], row, outWidth);
-                    ActivationPass.Apply<TVec>(row, row, outWidth, activation);
-                }
+                    TapRow.Run<TVec, TFunction>(tapRows, taps, weights + (long)oc * taps, bias[oc], output + oc * outputPlane + (long)oy * outWidth, outWidth, alpha, beta);
             }
         }
     }

@@ -45,22 +45,30 @@ public sealed class FusedLayerTests
 
     /// <summary>
     /// On small planes with several threads the pair runs channel range by channel range (<see cref="PairedPointwiseDepthwiseLayer"/>):
-    /// bitwise the unfused result, with block widths 1 and 4 (channel ranges at block boundaries), dense and padded planes.
+    /// bitwise the unfused result, with block widths 1 and 4 (channel ranges at block boundaries), dense and padded planes,
+    /// 3x3 and 5x5 depthwise layers at strides 1 and 2.
     /// </summary>
     [Theory]
-    [InlineData(14, 14, 1)]
-    [InlineData(7, 7, 4)]
-    [InlineData(9, 13, 1)]
-    [InlineData(16, 16, 4)]
-    public void PairedEqualsUnfusedBitwise_OnSmallPlanes(int height, int width, int blockWidth)
+    [InlineData(14, 14, 1, 3, 1)]
+    [InlineData(7, 7, 4, 3, 1)]
+    [InlineData(9, 13, 1, 3, 1)]
+    [InlineData(16, 16, 4, 3, 1)]
+    [InlineData(14, 14, 1, 5, 1)]
+    [InlineData(7, 7, 4, 5, 1)]
+    [InlineData(11, 9, 1, 5, 1)]
+    [InlineData(14, 14, 4, 5, 2)]
+    [InlineData(15, 13, 1, 5, 2)]
+    [InlineData(14, 14, 1, 3, 2)]
+    public void PairedEqualsUnfusedBitwise_OnSmallPlanes(int height, int width, int blockWidth, int kernel, int stride)
     {
-        var random = new Random(height * 31 + width + blockWidth);
+        var random = new Random(height * 31 + width + blockWidth + kernel * 7 + stride);
         var builder = new SparseNetworkBuilder(24, height, width);
         // A 1x1 in front puts the pair's input in the arena (padded planes); the pair's own output is the network's.
         TensorHandle first = builder.Pointwise(builder.Input, ScalarReference.Random(random, 24 * 24), [], 24, Activation.Relu);
         float[] expand = ScalarReference.BlockSparse(random, 37, 24, blockWidth, 0.75f);
         TensorHandle middle = builder.Pointwise(first, expand, ScalarReference.Random(random, 37), 37, Activation.Relu6);
-        TensorHandle output = builder.DepthwiseConv(middle, ScalarReference.Random(random, 37 * 9), ScalarReference.Random(random, 37), 3, 3, padding: Padding.Uniform(1), activation: Activation.Relu6);
+        TensorHandle output = builder.DepthwiseConv(middle, ScalarReference.Random(random, 37 * kernel * kernel), ScalarReference.Random(random, 37), kernel, kernel,
+            stride, stride, Padding.Uniform(kernel / 2), stride == 1 ? Activation.Relu6 : Activation.Swish);
         float[] input = ScalarReference.Random(random, builder.Input.Length);
 
         SparseNetwork single = builder.Build(output, new SparseNetworkOptions { Threads = 1 });
@@ -70,7 +78,7 @@ public sealed class FusedLayerTests
         {
             SparseNetwork paired = builder.Build(output, new SparseNetworkOptions { Threads = threads });
             Assert.Contains(paired.PlannedLayers, layer => layer is PairedPointwiseDepthwiseLayer);
-            Assert.True(expected.AsSpan().SequenceEqual(EngineAssert.Run(paired, input)), $"{height}x{width}, block {blockWidth}, {threads} threads: paired differs.");
+            Assert.True(expected.AsSpan().SequenceEqual(EngineAssert.Run(paired, input)), $"{height}x{width} k{kernel} s{stride}, block {blockWidth}, {threads} threads: paired differs.");
         }
     }
 

@@ -279,6 +279,25 @@ public sealed class ConvolutionKernelTests
         }
     }
 
+    /// <summary>
+    /// The first layer with every activation, in registers both in the four-channel blocks and in the 1-3 channels after
+    /// them (output channels 4-7), on a 224-style plane and an odd one, strides 1 and 2.
+    /// </summary>
+    [Fact]
+    public void DirectConv_EveryActivation_EveryChannelRemainder_MatchesReference()
+    {
+        var random = new Random(12);
+        for (int a = 0; a < DepthwiseWindowTests.Activations.Length; a++)
+        {
+            Activation activation = DepthwiseWindowTests.Activations[a];
+            int outChannels = 4 + a % 4, size = a % 2 == 0 ? 40 : 23, stride = 1 + a % 2;
+            var twin = new TwinBuilder(3, size, size + 3);
+            TensorHandle y = twin.Conv(twin.Input, ScalarReference.Random(random, outChannels * 27), ScalarReference.Random(random, outChannels), outChannels, 3, stride,
+                new Padding(1, 0, 1, 1), activation);
+            EngineAssert.MatchesReference(twin, y, random, $"conv 3->{outChannels} s{stride} {size}x{size + 3} {activation}");
+        }
+    }
+
     [Fact]
     public void DirectConv_AfterHwcTranspose_MatchesReference()
     {
