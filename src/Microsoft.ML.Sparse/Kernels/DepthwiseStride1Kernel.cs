@@ -139,7 +139,7 @@ internal static unsafe class DepthwiseStride1Kernel
     /// <summary>
     /// 5x5: each output vector's column of rows in one sweep down the plane, two channels side by side. Every input row is
     /// loaded once (five column taps) and feeds the five output rows whose window covers it, finishing the oldest: five
-    /// sums in flight per channel, ten independent FMA chains. Rows narrower than a vector (8-15 columns) are one vector
+    /// sums in flight per channel, ten independent FMA chains; padding rows add nothing and are skipped. Rows narrower than a vector (8-15 columns) are one vector
     /// each, stored whole where the lanes past the row land on the next row (written after it) or on the plane's room,
     /// masked otherwise.
     /// </summary>
@@ -184,27 +184,43 @@ internal static unsafe class DepthwiseStride1Kernel
             Float512 s1 = b, s2 = b, s3 = b, s4 = b, t1 = e, t2 = e, t3 = e, t4 = e;
             for (int r = 0; r < outHeight + 4; r++)
             {
-                Row5<Float512> x = Load(plane, r - top, g, low, high), y = Load(plane + nextInput, r - top, g, low, high);
-                Float512 done = Taps5x5.Fma5(x, w + 20, s4), second = Taps5x5.Fma5(y, u + 20, t4);
-                s4 = Taps5x5.Fma5(x, w + 15, s3);
-                t4 = Taps5x5.Fma5(y, u + 15, t3);
-                s3 = Taps5x5.Fma5(x, w + 10, s2);
-                t3 = Taps5x5.Fma5(y, u + 10, t2);
-                s2 = Taps5x5.Fma5(x, w + 5, s1);
-                t2 = Taps5x5.Fma5(y, u + 5, t1);
-                s1 = Taps5x5.Fma5(x, w, b);
-                t1 = Taps5x5.Fma5(y, u, e);
+                Float512 done = s4, second = t4;
+                if ((uint)(r - top) < (uint)g.InHeight)
+                {
+                    Row5<Float512> x = Load(plane, r - top, g, low, high), y = Load(plane + nextInput, r - top, g, low, high);
+                    done = Taps5x5.Fma5(x, w + 20, s4);
+                    second = Taps5x5.Fma5(y, u + 20, t4);
+                    s4 = Taps5x5.Fma5(x, w + 15, s3);
+                    t4 = Taps5x5.Fma5(y, u + 15, t3);
+                    s3 = Taps5x5.Fma5(x, w + 10, s2);
+                    t3 = Taps5x5.Fma5(y, u + 10, t2);
+                    s2 = Taps5x5.Fma5(x, w + 5, s1);
+                    t2 = Taps5x5.Fma5(y, u + 5, t1);
+                    s1 = Taps5x5.Fma5(x, w, b);
+                    t1 = Taps5x5.Fma5(y, u, e);
+                }
+                else
+                {
+                    // A padding row adds nothing (x + 0 w = x): the sums only move on.
+                    s4 = s3;
+                    t4 = t3;
+                    s3 = s2;
+                    t3 = t2;
+                    s2 = s1;
+                    t2 = t1;
+                    s1 = b;
+                    t1 = e;
+                }
                 if (r < 4) continue;
                 stores.Store(TFunction.Apply(done, alpha, beta), p, r - 4);
                 stores.Store(TFunction.Apply(second, alpha, beta), p + nextOutput, r - 4);
             }
         }
 
-        /// <summary>Input row <paramref name="y"/> (zero outside the plane) at the five column taps of one output vector.</summary>
+        /// <summary>Input row <paramref name="y"/> (inside the plane) at the five column taps of one output vector.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static Row5<Float512> Load(float* plane, int y, in ConvGeometry g, in ColumnLoads low, in ColumnLoads high)
         {
-            if ((uint)y >= (uint)g.InHeight) return default;
             float* q = plane + (long)y * g.InWidth + low.First;
             if (low.Inside) return new Row5<Float512>(Float512.Load(q), Float512.Load(q + 1), Float512.Load(q + 2), Float512.Load(q + 3), Float512.Load(q + 4));
             return new Row5<Float512>(Masked(q, low.Left), Masked(q + 1, low.Middle), Masked(q + 2, low.Right), Masked(q + 3, high.Left), Masked(q + 4, high.Middle));

@@ -142,7 +142,8 @@ internal static unsafe class DepthwiseStride2Kernel
     /// 5x5: each output vector's column of rows in one sweep down the plane, two channels side by side. Every input row is
     /// loaded and split into its five column taps once (three masked loads, five permutes) and feeds the two or three
     /// output rows whose window covers it: output row m takes padded rows 2m .. 2m + 4, so the pair of rows 2m, 2m + 1
-    /// finishes row m - 2, continues m - 1 and starts m. Rows narrower than a vector are one masked store each.
+    /// finishes row m - 2, continues m - 1 and starts m; padding rows add nothing and are skipped. Rows narrower than a
+    /// vector are one masked store each.
     /// </summary>
     private readonly struct Columns5x5(float* input, float* output, float* weights, float* bias, ConvGeometry g,
         int channelStart, int channelEnd, Activation activation) : IActivationConsumer
@@ -177,18 +178,34 @@ internal static unsafe class DepthwiseStride2Kernel
             Float512 older = b, newer = b, secondOlder = e, secondNewer = e;
             for (int m = 0; m < outHeight + 2; m++)
             {
-                Row5<Float512> x = Load(plane, 2 * m - top, g, at), y = Load(plane + nextInput, 2 * m - top, g, at);
-                Float512 done = Taps5x5.Fma5(x, w + 20, older), second = Taps5x5.Fma5(y, u + 20, secondOlder);
-                older = Taps5x5.Fma5(x, w + 10, newer);
-                secondOlder = Taps5x5.Fma5(y, u + 10, secondNewer);
-                newer = Taps5x5.Fma5(x, w, b);
-                secondNewer = Taps5x5.Fma5(y, u, e);
-                x = Load(plane, 2 * m + 1 - top, g, at);
-                y = Load(plane + nextInput, 2 * m + 1 - top, g, at);
-                older = Taps5x5.Fma5(x, w + 15, older);
-                secondOlder = Taps5x5.Fma5(y, u + 15, secondOlder);
-                newer = Taps5x5.Fma5(x, w + 5, newer);
-                secondNewer = Taps5x5.Fma5(y, u + 5, secondNewer);
+                Float512 done = older, second = secondOlder;
+                int y = 2 * m - top;
+                // Padding rows add nothing (x + 0 w = x): the sums only move on.
+                if ((uint)y < (uint)g.InHeight)
+                {
+                    Row5<Float512> x = Load(plane, y, g, at), z = Load(plane + nextInput, y, g, at);
+                    done = Taps5x5.Fma5(x, w + 20, older);
+                    second = Taps5x5.Fma5(z, u + 20, secondOlder);
+                    older = Taps5x5.Fma5(x, w + 10, newer);
+                    secondOlder = Taps5x5.Fma5(z, u + 10, secondNewer);
+                    newer = Taps5x5.Fma5(x, w, b);
+                    secondNewer = Taps5x5.Fma5(z, u, e);
+                }
+                else
+                {
+                    older = newer;
+                    secondOlder = secondNewer;
+                    newer = b;
+                    secondNewer = e;
+                }
+                if ((uint)(y + 1) < (uint)g.InHeight)
+                {
+                    Row5<Float512> x = Load(plane, y + 1, g, at), z = Load(plane + nextInput, y + 1, g, at);
+                    older = Taps5x5.Fma5(x, w + 15, older);
+                    secondOlder = Taps5x5.Fma5(z, u + 15, secondOlder);
+                    newer = Taps5x5.Fma5(x, w + 5, newer);
+                    secondNewer = Taps5x5.Fma5(z, u + 5, secondNewer);
+                }
                 if (m < 2) continue;
                 Store(TFunction.Apply(done, alpha, beta), p + (nint)(m - 2) * outWidth, whole, storeMask);
                 Store(TFunction.Apply(second, alpha, beta), p + nextOutput + (nint)(m - 2) * outWidth, whole, storeMask);
@@ -202,11 +219,10 @@ internal static unsafe class DepthwiseStride2Kernel
             else Avx512F.MaskStore(at, mask, Unsafe.BitCast<Float512, Vector512<float>>(value));
         }
 
-        /// <summary>Input row <paramref name="y"/> (zero outside the plane) split into the five column taps 2j + kx.</summary>
+        /// <summary>Input row <paramref name="y"/> (inside the plane) split into the five column taps 2j + kx.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static Row5<Float512> Load(float* plane, int y, in ConvGeometry g, in ColumnLoads at)
         {
-            if ((uint)y >= (uint)g.InHeight) return default;
             Split(plane + (long)y * g.InWidth + at.First, at, out Vector512<float> even, out Vector512<float> odd, out Vector512<float> next);
             return new Row5<Float512>(Unsafe.BitCast<Vector512<float>, Float512>(even), Unsafe.BitCast<Vector512<float>, Float512>(odd),
                 Unsafe.BitCast<Vector512<float>, Float512>(Avx512F.PermuteVar16x32x2(even, OneOn, next)),
