@@ -47,7 +47,8 @@ public class DepthwiseBenchmarks : ConvolutionBenchmarkBase
     }
 
     /// <summary>"channels x size, kernel, stride".</summary>
-    [Params("32x112 k3 s1", "64x112 k3 s2", "128x56 k3 s1", "256x28 k3 s1", "512x14 k3 s1", "96x112 k3 s2", "72x56 k5 s2", "240x28 k5 s1", "672x14 k5 s1")]
+    [Params("32x112 k3 s1", "64x112 k3 s2", "128x56 k3 s1", "256x28 k3 s1", "512x14 k3 s1", "1152x7 k3 s1", "96x112 k3 s2", "240x28 k3 s2",
+        "32x112 k5 s1", "144x56 k5 s1", "240x28 k5 s1", "672x14 k5 s1", "1152x7 k5 s1", "96x112 k5 s2", "72x56 k5 s2", "672x14 k5 s2")]
     public string Shape { get; set; } = "32x112 k3 s1";
 
     protected override SparseNetwork BuildNetwork()
@@ -62,7 +63,7 @@ public class DepthwiseBenchmarks : ConvolutionBenchmarkBase
     }
 }
 
-/// <summary>The first layer of MobileNets: 3 -> 32 channels, 3x3, stride 2, 224x224 (ReLU6).</summary>
+/// <summary>The first layer of MobileNets: 3 -> 32 channels, 3x3, stride 2, 224x224, with the activations of v1/v2 (ReLU6), v3 (HardSwish) and EfficientNet (Swish).</summary>
 [Config(typeof(Config))]
 public class FirstLayerConvBenchmarks : ConvolutionBenchmarkBase
 {
@@ -74,10 +75,14 @@ public class FirstLayerConvBenchmarks : ConvolutionBenchmarkBase
     [Params(224)]
     public int Size { get; set; } = 224;
 
+    [Params("Relu6", "HardSwish", "Swish")]
+    public string Function { get; set; } = "Relu6";
+
     protected override SparseNetwork BuildNetwork()
     {
         var builder = new SparseNetworkBuilder(3, Size, Size);
-        TensorHandle y = builder.Conv(builder.Input, Weights(32 * 27), Weights(32), 32, 3, 3, 2, 2, Padding.SameUpper(Size, Size, 3, 3, 2, 2), Activation.Relu6);
+        Activation activation = Function switch { "HardSwish" => Activation.HardSwish, "Swish" => Activation.Swish, _ => Activation.Relu6 };
+        TensorHandle y = builder.Conv(builder.Input, Weights(32 * 27), Weights(32), 32, 3, 3, 2, 2, Padding.SameUpper(Size, Size, 3, 3, 2, 2), activation);
         return builder.Build(y, SingleThread);
     }
 }
