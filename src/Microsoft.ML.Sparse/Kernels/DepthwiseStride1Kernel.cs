@@ -18,6 +18,9 @@ internal static unsafe class DepthwiseStride1Kernel
     /// <summary>Rows up to this many vectors (256 columns); the column loads live on the stack.</summary>
     private const int MaxVectors = 16;
 
+    /// <summary>How many rows ahead of the sweep the 5x5 column sweeps prefetch their input rows.</summary>
+    internal const int PrefetchRows = 8;
+
     /// <summary>5x5 rows down to this width: one vector per row with a few lanes idle (narrower planes run flat or in lanes).</summary>
     private const int MinWidth5x5 = 8;
 
@@ -185,6 +188,15 @@ internal static unsafe class DepthwiseStride1Kernel
             for (int r = 0; r < outHeight + 4; r++)
             {
                 Float512 done = s4, second = t4;
+                if ((uint)(r - top + PrefetchRows) < (uint)g.InHeight)
+                {
+                    // Columns are swept down the plane: the hardware prefetcher does not run far enough ahead of this stride.
+                    float* ahead = plane + (long)(r - top + PrefetchRows) * g.InWidth + low.First;
+                    Sse.Prefetch0(ahead);
+                    Sse.Prefetch0(ahead + 20);
+                    Sse.Prefetch0(ahead + nextInput);
+                    Sse.Prefetch0(ahead + nextInput + 20);
+                }
                 if ((uint)(r - top) < (uint)g.InHeight)
                 {
                     Row5<Float512> x = Load(plane, r - top, g, low, high), y = Load(plane + nextInput, r - top, g, low, high);

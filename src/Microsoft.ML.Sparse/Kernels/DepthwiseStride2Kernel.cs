@@ -181,6 +181,13 @@ internal static unsafe class DepthwiseStride2Kernel
                 Float512 done = older, second = secondOlder;
                 int y = 2 * m - top;
                 // Padding rows add nothing (x + 0 w = x): the sums only move on.
+                if ((uint)(y + DepthwiseStride1Kernel.PrefetchRows + 1) < (uint)g.InHeight)
+                {
+                    // The two rows this step reads, that many rows on (see DepthwiseStride1Kernel.PrefetchRows).
+                    float* ahead = plane + (long)(y + DepthwiseStride1Kernel.PrefetchRows) * g.InWidth + at.First;
+                    Prefetch(ahead, nextInput);
+                    Prefetch(ahead + g.InWidth, nextInput);
+                }
                 if ((uint)y < (uint)g.InHeight)
                 {
                     Row5<Float512> x = Load(plane, y, g, at), z = Load(plane + nextInput, y, g, at);
@@ -210,6 +217,18 @@ internal static unsafe class DepthwiseStride2Kernel
                 Store(TFunction.Apply(done, alpha, beta), p + (nint)(m - 2) * outWidth, whole, storeMask);
                 Store(TFunction.Apply(second, alpha, beta), p + nextOutput + (nint)(m - 2) * outWidth, whole, storeMask);
             }
+        }
+
+        /// <summary>The 35 columns one output vector reads of a row, in both channels.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Prefetch(float* row, nint nextInput)
+        {
+            Sse.Prefetch0(row);
+            Sse.Prefetch0(row + 16);
+            Sse.Prefetch0(row + 34);
+            Sse.Prefetch0(row + nextInput);
+            Sse.Prefetch0(row + nextInput + 16);
+            Sse.Prefetch0(row + nextInput + 34);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
