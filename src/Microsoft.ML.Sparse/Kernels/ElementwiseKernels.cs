@@ -23,15 +23,25 @@ internal static unsafe class ElementwiseKernels
     public static void Binary<TVec, TOperation>(float* a, float* b, float* output, int start, int end, in Activation activation)
         where TVec : struct, IFloatVector<TVec> where TOperation : struct, IBinaryOperation
     {
-        int i = BinaryBlock<TVec, TOperation>(a, b, output, start, end);
-        BinaryBlock<Scalar, TOperation>(a, b, output, i, end);
-        ActivationPass.Apply<TVec>(output + start, output + start, end - start, activation);
+        var binary = new BinaryPass<TVec, TOperation>(a, b, output, start, end, ActivationPass.Parameters(activation));
+        ActivationPass.DispatchClampsAsClip(ref binary, activation);
     }
 
-    private static int BinaryBlock<TVec, TOperation>(float* a, float* b, float* output, int i, int end)
-        where TVec : struct, IFloatVector<TVec> where TOperation : struct, IBinaryOperation
+    private readonly struct BinaryPass<TVec, TOperation>(float* a, float* b, float* output, int start, int end, (float Alpha, float Beta) parameters)
+        : IActivationConsumer where TVec : struct, IFloatVector<TVec> where TOperation : struct, IBinaryOperation
     {
-        for (; i + TVec.Count <= end; i += TVec.Count) TOperation.Apply(TVec.Load(a + i), TVec.Load(b + i)).Store(output + i);
+        public void Run<TFunction>() where TFunction : struct, IActivationFunction
+        {
+            int i = BinaryBlock<TVec, TOperation, TFunction>(a, b, output, start, end, parameters.Alpha, parameters.Beta);
+            BinaryBlock<Scalar, TOperation, TFunction>(a, b, output, i, end, parameters.Alpha, parameters.Beta);
+        }
+    }
+
+    private static int BinaryBlock<TVec, TOperation, TFunction>(float* a, float* b, float* output, int i, int end, float alpha, float beta)
+        where TVec : struct, IFloatVector<TVec> where TOperation : struct, IBinaryOperation where TFunction : struct, IActivationFunction
+    {
+        for (; i + TVec.Count <= end; i += TVec.Count)
+            TFunction.Apply(TOperation.Apply(TVec.Load(a + i), TVec.Load(b + i)), alpha, beta).Store(output + i);
         return i;
     }
 
