@@ -97,6 +97,20 @@ internal static unsafe class ActivationPass
         for (; r < rows; r++) Loop<TVec, TFunction>(source + (long)r * sourcePitch, destination + (long)r * width, width, alpha, beta);
     }
 
+    /// <summary>Whether a many-accumulator tile of <typeparamref name="TVec"/> applies <typeparamref name="TFunction"/> in registers (see <see cref="IActivationFunction.IsLong"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool InRegisters<TFunction, TVec>() where TFunction : struct, IActivationFunction where TVec : struct, IFloatVector<TVec> =>
+        !TFunction.IsLong || typeof(TVec) == typeof(Float512);
+
+    /// <summary>
+    /// <c>data[i] = TFunction(data[i])</c> over a tile a kernel has just stored, for <see cref="IActivationFunction.IsLong"/>
+    /// functions: a call of its own, made when the kernel's accumulators are dead.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void ApplyStored<TVec, TFunction>(float* data, int count, float alpha, float beta)
+        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction =>
+        Loop<TVec, TFunction>(data, data, count, alpha, beta);
+
     private static void Loop<TVec, TFunction>(float* source, float* destination, int count, float alpha, float beta)
         where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
@@ -119,6 +133,16 @@ internal interface IActivationConsumer
 internal interface IActivationFunction
 {
     static abstract TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec>;
+
+    /// <summary>
+    /// Whether the function is a long instruction sequence (Sigmoid, Swish: ~16 instructions). Written against the
+    /// <see cref="IFloatVector{TSelf}"/> wrappers it is some thirty inlinees, and inlined once per accumulator in a
+    /// 16-accumulator tile that exhausts the JIT's inlining budget, which then leaves the tile's own loads and FMAs as
+    /// calls (10x slower). <see cref="VectorActivation"/> writes the Vector512 form straight on the intrinsics (one
+    /// inlinee); tiles of other widths apply a long function to their stored results instead, while those are in L1
+    /// (<see cref="ActivationPass.ApplyStored"/>); see <see cref="ActivationPass.InRegisters{TFunction, TVec}"/>.
+    /// </summary>
+    static virtual bool IsLong => false;
 }
 
 internal readonly struct IdentityFunction : IActivationFunction
@@ -154,12 +178,16 @@ internal readonly struct HardSwishFunction : IActivationFunction
 
 internal readonly struct SigmoidFunction : IActivationFunction
 {
+    public static bool IsLong => true;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec> => VectorActivation.Sigmoid(x);
 }
 
 internal readonly struct SwishFunction : IActivationFunction
 {
+    public static bool IsLong => true;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec> => VectorActivation.Swish(x);
 }

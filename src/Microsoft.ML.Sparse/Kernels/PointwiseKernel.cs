@@ -388,16 +388,20 @@ internal static unsafe class PointwiseKernel
             if (hasTail) t = Float128.MultiplyAdd(Float128.Load(row + tailAt), LowLanes(weight), t);
         }
 
-        if (last)
+        if (last && ActivationPass.InRegisters<TFunction, TVec>())
         {
+            // Activated and stored one accumulator at a time, so each frees its register for the next one's temporaries.
             float alpha = work.Alpha, beta = work.Beta;
-            ActivateEight<TVec, TVectors, TFunction>(ref a0, ref a1, ref a2, ref a3, ref a4, ref a5, ref a6, ref a7, alpha, beta, first: 0);
-            ActivateEight<TVec, TVectors, TFunction>(ref a8, ref a9, ref a10, ref a11, ref a12, ref a13, ref a14, ref a15, alpha, beta, first: 8);
-            if (hasTail) t = TFunction.Apply(t, alpha, beta);
+            if (hasTail) TFunction.Apply(t, alpha, beta).Store(output + tailAt);
+            StoreEight<TVec, TVectors, TFunction>(a0, a1, a2, a3, a4, a5, a6, a7, output, alpha, beta, first: 0);
+            StoreEight<TVec, TVectors, TFunction>(a8, a9, a10, a11, a12, a13, a14, a15, output + 8 * n, alpha, beta, first: 8);
+            return;
         }
-        StoreEight<TVec, TVectors>(a0, a1, a2, a3, a4, a5, a6, a7, output, first: 0);
-        StoreEight<TVec, TVectors>(a8, a9, a10, a11, a12, a13, a14, a15, output + 8 * n, first: 8);
+        StoreEight<TVec, TVectors, IdentityFunction>(a0, a1, a2, a3, a4, a5, a6, a7, output, 0f, 0f, first: 0);
+        StoreEight<TVec, TVectors, IdentityFunction>(a8, a9, a10, a11, a12, a13, a14, a15, output + 8 * n, 0f, 0f, first: 8);
         if (hasTail) t.Store(output + tailAt);
+        if (last)
+            ActivationPass.ApplyStored<TVec, TFunction>(output, (int)tailAt + (hasTail ? TVectors.TailLanes : 0), work.Alpha, work.Beta);
     }
 
     /// <summary>The four low lanes of a 16-lane vector (a register alias, no instruction).</summary>
@@ -502,7 +506,7 @@ internal static unsafe class PointwiseKernel
             if (c3) MultiplyAddRow<TVec, TVectors>(w[3], x0, x1, x2, x3, ref a30, ref a31, ref a32, ref a33);
         }
 
-        if (last)
+        if (last && ActivationPass.InRegisters<TFunction, TVec>())
         {
             float alpha = work.Alpha, beta = work.Beta;
             ActivateRow<TVec, TVectors, TFunction>(ref a00, ref a01, ref a02, ref a03, alpha, beta);
@@ -514,6 +518,9 @@ internal static unsafe class PointwiseKernel
         if (c1) StoreRow<TVec, TVectors>(a10, a11, a12, a13, output + outputStride, o1, o2, o3);
         if (c2) StoreRow<TVec, TVectors>(a20, a21, a22, a23, output + 2 * outputStride, o1, o2, o3);
         if (c3) StoreRow<TVec, TVectors>(a30, a31, a32, a33, output + 3 * outputStride, o1, o2, o3);
+        if (last && !ActivationPass.InRegisters<TFunction, TVec>())
+            for (int c = 0; c < TWidth.Value; c++)
+                ActivationPass.ApplyStored<TVec, TFunction>(output + c * outputStride, pixels, work.Alpha, work.Beta);
 
     }
 
@@ -593,33 +600,18 @@ internal static unsafe class PointwiseKernel
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ActivateEight<TVec, TVectors, TFunction>(ref TVec a0, ref TVec a1, ref TVec a2, ref TVec a3, ref TVec a4, ref TVec a5,
-        ref TVec a6, ref TVec a7, float alpha, float beta, int first)
-        where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant where TFunction : struct, IActivationFunction
-    {
-        if (TVectors.Value > first) a0 = TFunction.Apply(a0, alpha, beta);
-        if (TVectors.Value > first + 1) a1 = TFunction.Apply(a1, alpha, beta);
-        if (TVectors.Value > first + 2) a2 = TFunction.Apply(a2, alpha, beta);
-        if (TVectors.Value > first + 3) a3 = TFunction.Apply(a3, alpha, beta);
-        if (TVectors.Value > first + 4) a4 = TFunction.Apply(a4, alpha, beta);
-        if (TVectors.Value > first + 5) a5 = TFunction.Apply(a5, alpha, beta);
-        if (TVectors.Value > first + 6) a6 = TFunction.Apply(a6, alpha, beta);
-        if (TVectors.Value > first + 7) a7 = TFunction.Apply(a7, alpha, beta);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreEight<TVec, TVectors>(TVec a0, TVec a1, TVec a2, TVec a3, TVec a4, TVec a5, TVec a6, TVec a7, float* p, int first)
-        where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
+    private static void StoreEight<TVec, TVectors, TFunction>(TVec a0, TVec a1, TVec a2, TVec a3, TVec a4, TVec a5, TVec a6, TVec a7, float* p,
+        float alpha, float beta, int first) where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant where TFunction : struct, IActivationFunction
     {
         nint n = TVec.Count;
-        if (TVectors.Value > first) a0.Store(p);
-        if (TVectors.Value > first + 1) a1.Store(p + n);
-        if (TVectors.Value > first + 2) a2.Store(p + 2 * n);
-        if (TVectors.Value > first + 3) a3.Store(p + 3 * n);
-        if (TVectors.Value > first + 4) a4.Store(p + 4 * n);
-        if (TVectors.Value > first + 5) a5.Store(p + 5 * n);
-        if (TVectors.Value > first + 6) a6.Store(p + 6 * n);
-        if (TVectors.Value > first + 7) a7.Store(p + 7 * n);
+        if (TVectors.Value > first) TFunction.Apply(a0, alpha, beta).Store(p);
+        if (TVectors.Value > first + 1) TFunction.Apply(a1, alpha, beta).Store(p + n);
+        if (TVectors.Value > first + 2) TFunction.Apply(a2, alpha, beta).Store(p + 2 * n);
+        if (TVectors.Value > first + 3) TFunction.Apply(a3, alpha, beta).Store(p + 3 * n);
+        if (TVectors.Value > first + 4) TFunction.Apply(a4, alpha, beta).Store(p + 4 * n);
+        if (TVectors.Value > first + 5) TFunction.Apply(a5, alpha, beta).Store(p + 5 * n);
+        if (TVectors.Value > first + 6) TFunction.Apply(a6, alpha, beta).Store(p + 6 * n);
+        if (TVectors.Value > first + 7) TFunction.Apply(a7, alpha, beta).Store(p + 7 * n);
     }
 
     /// <summary>A compile-time integer as a type, so the generic kernels unroll by it and the JIT folds the branches.</summary>

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Microsoft.ML.Sparse.Kernels;
 
@@ -45,6 +46,8 @@ internal static class VectorActivation
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static TVec OnePlusExpNegated<TVec>(TVec x) where TVec : struct, IFloatVector<TVec>
     {
+        if (typeof(TVec) == typeof(Float512))
+            return Unsafe.BitCast<Vector512<float>, TVec>(OnePlusExpNegated(Unsafe.BitCast<TVec, Vector512<float>>(x)));
         TVec z = Clamp(x, TVec.Broadcast(-ReductionBound), TVec.Broadcast(ReductionBound));
         TVec n = TVec.MultiplyAdd(z, TVec.Broadcast(-Log2E), TVec.Broadcast(RoundingBias)) - TVec.Broadcast(RoundingBias);
         // r = z + n ln2, so -z = n ln2 - r and e^-z = 2^n e^-r.
@@ -59,13 +62,46 @@ internal static class VectorActivation
         return TVec.ScaleByPowerOfTwo(p, n) + TVec.Broadcast(1f);
     }
 
+    /// <summary>
+    /// The same on Vector512 directly: one inlinee per use instead of some thirty wrapper calls, so a kernel can inline it
+    /// once per accumulator within the JIT's inlining budget.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> OnePlusExpNegated(Vector512<float> x)
+    {
+        Vector512<float> z = Vector512.MinNative(Vector512.Create(ReductionBound), Vector512.MaxNative(Vector512.Create(-ReductionBound), x));
+        Vector512<float> n = Vector512.FusedMultiplyAdd(z, Vector512.Create(-Log2E), Vector512.Create(RoundingBias)) - Vector512.Create(RoundingBias);
+        Vector512<float> r = Vector512.FusedMultiplyAdd(n, Vector512.Create(Ln2High), z);
+        r = Vector512.FusedMultiplyAdd(n, Vector512.Create(Ln2Low), r);
+        Vector512<float> p = Vector512.FusedMultiplyAdd(Vector512.Create(C6), r, Vector512.Create(C5));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(C4));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(C3));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(C2));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(C1));
+        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(1f));
+        return Avx512F.Scale(p, n) + Vector512.Create(1f);
+    }
+
     /// <summary>1 / (1 + e^-x).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TVec Sigmoid<TVec>(TVec x) where TVec : struct, IFloatVector<TVec> => TVec.Broadcast(1f) / OnePlusExpNegated(x);
+    public static TVec Sigmoid<TVec>(TVec x) where TVec : struct, IFloatVector<TVec>
+    {
+        if (typeof(TVec) == typeof(Float512))
+            return Unsafe.BitCast<Vector512<float>, TVec>(Vector512.Create(1f) / OnePlusExpNegated(Unsafe.BitCast<TVec, Vector512<float>>(x)));
+        return TVec.Broadcast(1f) / OnePlusExpNegated(x);
+    }
 
     /// <summary>x / (1 + e^-x), i.e. x * sigmoid(x) (SiLU).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TVec Swish<TVec>(TVec x) where TVec : struct, IFloatVector<TVec> => x / OnePlusExpNegated(x);
+    public static TVec Swish<TVec>(TVec x) where TVec : struct, IFloatVector<TVec>
+    {
+        if (typeof(TVec) == typeof(Float512))
+        {
+            Vector512<float> v = Unsafe.BitCast<TVec, Vector512<float>>(x);
+            return Unsafe.BitCast<Vector512<float>, TVec>(v / OnePlusExpNegated(v));
+        }
+        return x / OnePlusExpNegated(x);
+    }
 
     /// <summary>clamp(alpha x + beta, 0, 1), NaN propagating.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
