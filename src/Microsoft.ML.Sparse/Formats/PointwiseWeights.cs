@@ -71,7 +71,7 @@ internal sealed unsafe class PointwiseWeights : IDisposable
         _memory = memory;
         _blocks = (PointwiseBlock*)memory;
         Bias = (float*)(memory + blockBytes);
-        float* values = (float*)(memory + blockBytes + biasBytes);
+        float* values = Values = (float*)(memory + blockBytes + biasBytes);
         ushort* deltas = (ushort*)(memory + blockBytes + biasBytes + valueBytes);
 
         for (int c = 0; c < outChannels; c++) Bias[c] = bias.IsEmpty ? 0f : bias[c];
@@ -201,6 +201,34 @@ internal sealed unsafe class PointwiseWeights : IDisposable
 
     /// <summary>The biases, one per output channel.</summary>
     internal float* Bias { get; }
+
+    /// <summary>The first of the <see cref="StoredValueCount"/> stored weights, block after block (each block's Values points into them).</summary>
+    internal float* Values { get; }
+
+    /// <summary>Blocks of all chunks: <see cref="ScaleInputs"/> splits its work by them.</summary>
+    internal int TotalBlocks => ChunkCount * BlockCount;
+
+    /// <summary>
+    /// For blocks [<paramref name="blockStart"/>, <paramref name="blockEnd"/>) of all chunks: the stored weight of input row k
+    /// times <c>scale[k]</c>, written at its own offset from <see cref="Values"/> into <paramref name="destination"/> (room for
+    /// <see cref="StoredValueCount"/>). Running the kernel on those values is running it on inputs scaled per channel: W diag(s) x
+    /// = W (s x), for the cost of the stored weights instead of the C x H x W input.
+    /// </summary>
+    internal void ScaleInputs(float* scale, float* destination, int blockStart, int blockEnd)
+    {
+        for (var block = _blocks + blockStart; block < _blocks + blockEnd; block++)
+        {
+            float* from = block->Values, to = destination + (block->Values - Values);
+            int row = block->FirstRow, width = block->Width;
+            for (int j = 0; j < block->RowCount; j++)
+            {
+                row += block->RowDeltas[j];
+                float s = scale[row];
+                for (int b = 0; b < width; b++) to[j * width + b] = from[j * width + b] * s;
+            }
+        }
+        GC.KeepAlive(this);
+    }
 
     /// <summary>In chunk <paramref name="chunk"/>, the block that starts at <paramref name="channel"/>, which must be a multiple of <see cref="ChannelGranularity"/>.</summary>
     internal PointwiseBlock* BlockAt(int chunk, int channel) => _blocks + (long)chunk * BlockCount + channel / BlockWidth;

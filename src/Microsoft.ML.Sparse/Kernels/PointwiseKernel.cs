@@ -129,14 +129,18 @@ internal static unsafe class PointwiseKernel
     /// the layer, or more where the plan pads planes to whole cache lines). Never reads or writes outside the given pixel
     /// and channel ranges.
     /// </summary>
+    /// <remarks>
+    /// <paramref name="values"/>, when not null, replaces the stored weights: <see cref="PointwiseWeights.StoredValueCount"/>
+    /// floats laid out as theirs (<see cref="PointwiseWeights.ScaleInputs"/> writes them, for inputs scaled per channel).
+    /// </remarks>
     public static void Run(PointwiseWeights weights, float* input, float* output, float* residual, PlaneStrides strides,
-        int pixelStart, int pixelCount, int channelStart, int channelEnd, in Activation activation, SimdWidth width)
+        int pixelStart, int pixelCount, int channelStart, int channelEnd, in Activation activation, SimdWidth width, float* values = null)
     {
         Validate(weights, input, output, residual, strides, pixelStart, pixelCount, channelStart, channelEnd);
         SimdWidth widest = SimdSupport.Resolve(width);
         if (widest is not (SimdWidth.Scalar or SimdWidth.Vector128 or SimdWidth.Vector256 or SimdWidth.Vector512))
             throw new ArgumentOutOfRangeException(nameof(width), width, "Supported widths: Auto, Scalar, Vector128, Vector256, Vector512.");
-        var widths = new Widths(new Work(weights, input, output, residual, strides, channelStart, channelEnd, activation),
+        var widths = new Widths(new Work(weights, input, output, residual, strides, channelStart, channelEnd, activation, values),
             pixelStart, pixelStart + pixelCount, widest);
         // The activation is a type from here on, applied to the accumulators before they are stored.
         ActivationPass.DispatchClampsAsClip(ref widths, activation);
@@ -186,8 +190,11 @@ internal static unsafe class PointwiseKernel
 
     /// <summary>What every tile of one call shares.</summary>
     private readonly struct Work(PointwiseWeights weights, float* input, float* output, float* residual, PlaneStrides strides,
-        int channelStart, int channelEnd, Activation activation)
+        int channelStart, int channelEnd, Activation activation, float* values)
     {
+        /// <summary>Bytes from the stored weights to the ones to use (0, or to a scaled copy): one add per block.</summary>
+        public readonly nint ValuesShift = values == null ? 0 : (nint)((byte*)values - (byte*)weights.Values);
+
         /// <summary>Chunk 0's first block of the channel range and one past chunk 0's last block; chunk j is BlocksPerChunk further on.</summary>
         public readonly PointwiseBlock* FirstBlock = weights.BlockAt(0, channelStart), FirstChunkEnd = weights.ChunkEnd(0);
         public readonly nint BlocksPerChunk = weights.BlockCount;
@@ -363,7 +370,7 @@ internal static unsafe class PointwiseKernel
             t = hasTail ? Float128.Load(output + tailAt) : default;
         }
 
-        float* w = block->Values;
+        float* w = (float*)((byte*)block->Values + work.ValuesShift);
         float* row = work.Input + block->FirstRow * stride + pixel;
         for (ushort* delta = block->RowDeltas, end = delta + block->RowCount; delta < end; delta++, w++)
         {
@@ -490,7 +497,7 @@ internal static unsafe class PointwiseKernel
             if (c3) AddRow<TVec, TVectors>(ref a30, ref a31, ref a32, ref a33, output + 3 * outputStride, o1, o2, o3);
         }
 
-        float* w = block->Values;
+        float* w = (float*)((byte*)block->Values + work.ValuesShift);
         float* row = work.Input + block->FirstRow * stride + pixel;
         for (ushort* delta = block->RowDeltas, end = delta + block->RowCount; delta < end; delta++, w += TWidth.Value)
         {
