@@ -205,29 +205,25 @@ internal sealed unsafe class PointwiseWeights : IDisposable
     /// <summary>The first of the <see cref="StoredValueCount"/> stored weights, block after block (each block's Values points into them).</summary>
     internal float* Values { get; }
 
-    /// <summary>Blocks of all chunks: <see cref="ScaleInputs"/> splits its work by them.</summary>
-    internal int TotalBlocks => ChunkCount * BlockCount;
-
     /// <summary>
-    /// For blocks [<paramref name="blockStart"/>, <paramref name="blockEnd"/>) of all chunks: the stored weight of input row k
-    /// times <c>scale[k]</c>, written at its own offset from <see cref="Values"/> into <paramref name="destination"/> (room for
-    /// <see cref="StoredValueCount"/>). Running the kernel on those values is running it on inputs scaled per channel: W diag(s) x
-    /// = W (s x), for the cost of the stored weights instead of the C x H x W input.
+    /// The input row (channel) of each of the <see cref="StoredValueCount"/> stored weights, in their order: what scaling the
+    /// weights per input channel (<see cref="Kernels.ElementwiseKernels.ScaleByIndex"/>) gathers by.
     /// </summary>
-    internal void ScaleInputs(float* scale, float* destination, int blockStart, int blockEnd)
+    internal int[] InputRowOfEachValue()
     {
-        for (var block = _blocks + blockStart; block < _blocks + blockEnd; block++)
+        int[] rows = GC.AllocateArray<int>(checked((int)StoredValueCount), pinned: true);
+        for (var block = _blocks; block < ChunkEnd(ChunkCount - 1); block++)
         {
-            float* from = block->Values, to = destination + (block->Values - Values);
-            int row = block->FirstRow, width = block->Width;
+            long at = block->Values - Values;
+            int row = block->FirstRow;
             for (int j = 0; j < block->RowCount; j++)
             {
                 row += block->RowDeltas[j];
-                float s = scale[row];
-                for (int b = 0; b < width; b++) to[j * width + b] = from[j * width + b] * s;
+                for (int b = 0; b < block->Width; b++) rows[at + (long)j * block->Width + b] = row;
             }
         }
         GC.KeepAlive(this);
+        return rows;
     }
 
     /// <summary>In chunk <paramref name="chunk"/>, the block that starts at <paramref name="channel"/>, which must be a multiple of <see cref="ChannelGranularity"/>.</summary>

@@ -131,7 +131,7 @@ internal static unsafe class PointwiseKernel
     /// </summary>
     /// <remarks>
     /// <paramref name="values"/>, when not null, replaces the stored weights: <see cref="PointwiseWeights.StoredValueCount"/>
-    /// floats laid out as theirs (<see cref="PointwiseWeights.ScaleInputs"/> writes them, for inputs scaled per channel).
+    /// floats laid out as theirs (the weights scaled per input channel, see <see cref="SqueezeExcitationFolding"/>).
     /// </remarks>
     public static void Run(PointwiseWeights weights, float* input, float* output, float* residual, PlaneStrides strides,
         int pixelStart, int pixelCount, int channelStart, int channelEnd, in Activation activation, SimdWidth width, float* values = null)

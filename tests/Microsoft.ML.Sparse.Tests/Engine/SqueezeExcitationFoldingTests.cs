@@ -4,7 +4,7 @@ namespace Microsoft.ML.Sparse.Tests.Engine;
 /// Squeeze-and-excitation's per-channel scale folded into the 1x1 layer that reads it (<see cref="SqueezeExcitationFolding"/>):
 /// the plan scales the consumer's weights instead of the tensor, and scores like the scalar reference at every width and
 /// thread count, sparse (block widths 1 and 4) and dense, with and without a residual; where the scaled tensor has another
-/// reader, or is the network's output, the tensor pass stays.
+/// reader, or is the network's output, or the weights outnumber the tensor, the tensor pass stays.
 /// </summary>
 public sealed class SqueezeExcitationFoldingTests
 {
@@ -42,6 +42,19 @@ public sealed class SqueezeExcitationFoldingTests
         Assert.Contains(twin.Engine.Build(y).PlannedLayers, layer => layer is ScaleChannelsLayer);
         Assert.Contains(twin.Engine.Build(excited).PlannedLayers, layer => layer is ScaleChannelsLayer);
         EngineAssert.MatchesReference(twin, y, random, "SE read twice", 1e-5);
+    }
+
+    /// <summary>On a small plane the consumer's weights outnumber the tensor's elements (x the cost ratio): the tensor pass is cheaper and stays.</summary>
+    [Fact]
+    public void SmallPlaneWithManyWeights_KeepsTheTensorPass()
+    {
+        var random = new Random(3);
+        var twin = new TwinBuilder(64, 3, 3);
+        TensorHandle excited = twin.Multiply(twin.Input, Gate(twin, random, twin.Input));
+        TensorHandle y = twin.Pointwise(excited, ScalarReference.Random(random, 64 * 64), [], 64, Activation.None);
+        Assert.True(64 * 64 * SqueezeExcitationFolding.CostPerWeight > excited.Length);
+        Assert.Contains(twin.Engine.Build(y).PlannedLayers, layer => layer is ScaleChannelsLayer);
+        EngineAssert.MatchesReference(twin, y, random, "SE on a small plane", 1e-5);
     }
 
     /// <summary>Global pooling, a ReLU FC and a Sigmoid FC: the per-channel gate of <paramref name="x"/>.</summary>
