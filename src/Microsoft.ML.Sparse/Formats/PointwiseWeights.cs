@@ -71,7 +71,7 @@ internal sealed unsafe class PointwiseWeights : IDisposable
         _memory = memory;
         _blocks = (PointwiseBlock*)memory;
         Bias = (float*)(memory + blockBytes);
-        float* values = (float*)(memory + blockBytes + biasBytes);
+        float* values = Values = (float*)(memory + blockBytes + biasBytes);
         ushort* deltas = (ushort*)(memory + blockBytes + biasBytes + valueBytes);
 
         for (int c = 0; c < outChannels; c++) Bias[c] = bias.IsEmpty ? 0f : bias[c];
@@ -201,6 +201,30 @@ internal sealed unsafe class PointwiseWeights : IDisposable
 
     /// <summary>The biases, one per output channel.</summary>
     internal float* Bias { get; }
+
+    /// <summary>The first of the <see cref="StoredValueCount"/> stored weights, block after block (each block's Values points into them).</summary>
+    internal float* Values { get; }
+
+    /// <summary>
+    /// The input row (channel) of each of the <see cref="StoredValueCount"/> stored weights, in their order: what scaling the
+    /// weights per input channel (<see cref="Kernels.ElementwiseKernels.ScaleByIndex"/>) gathers by.
+    /// </summary>
+    internal int[] InputRowOfEachValue()
+    {
+        int[] rows = GC.AllocateArray<int>(checked((int)StoredValueCount), pinned: true);
+        for (var block = _blocks; block < ChunkEnd(ChunkCount - 1); block++)
+        {
+            long at = block->Values - Values;
+            int row = block->FirstRow;
+            for (int j = 0; j < block->RowCount; j++)
+            {
+                row += block->RowDeltas[j];
+                for (int b = 0; b < block->Width; b++) rows[at + (long)j * block->Width + b] = row;
+            }
+        }
+        GC.KeepAlive(this);
+        return rows;
+    }
 
     /// <summary>In chunk <paramref name="chunk"/>, the block that starts at <paramref name="channel"/>, which must be a multiple of <see cref="ChannelGranularity"/>.</summary>
     internal PointwiseBlock* BlockAt(int chunk, int channel) => _blocks + (long)chunk * BlockCount + channel / BlockWidth;

@@ -59,6 +59,24 @@ internal static unsafe class ActivationPass
         }
     }
 
+    /// <summary>
+    /// Like <see cref="Dispatch"/>, but None, Relu and Clip all run as <see cref="ClipFunction"/> with the bounds of
+    /// <see cref="Parameters"/>: kernels compiled in many variants per function (the 1x1 tiles) get one for the three.
+    /// </summary>
+    public static void DispatchClampsAsClip<TConsumer>(ref TConsumer consumer, in Activation activation) where TConsumer : struct, IActivationConsumer
+    {
+        if (activation.Kind is ActivationKind.None or ActivationKind.Relu or ActivationKind.Clip) consumer.Run<ClipFunction>();
+        else Dispatch(ref consumer, activation);
+    }
+
+    /// <summary>The alpha and beta to pass to the function <see cref="DispatchClampsAsClip"/> picks: None is clip(-inf, inf), Relu clip(0, inf).</summary>
+    public static (float Alpha, float Beta) Parameters(in Activation activation) => activation.Kind switch
+    {
+        ActivationKind.None => (float.NegativeInfinity, float.PositiveInfinity),
+        ActivationKind.Relu => (0f, float.PositiveInfinity),
+        _ => (activation.Alpha, activation.Beta),
+    };
+
     private readonly struct RowsPass<TVec>(float* source, int sourcePitch, float* destination, int width, int rows, float alpha, float beta)
         : IActivationConsumer where TVec : struct, IFloatVector<TVec>
     {
@@ -79,6 +97,20 @@ internal static unsafe class ActivationPass
         for (; r < rows; r++) Loop<TVec, TFunction>(source + (long)r * sourcePitch, destination + (long)r * width, width, alpha, beta);
     }
 
+    /// <summary>Whether a many-accumulator tile of <typeparamref name="TVec"/> applies <typeparamref name="TFunction"/> in registers (see <see cref="IActivationFunction.IsLong"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool InRegisters<TFunction, TVec>() where TFunction : struct, IActivationFunction where TVec : struct, IFloatVector<TVec> =>
+        !TFunction.IsLong || typeof(TVec) == typeof(Float512);
+
+    /// <summary>
+    /// <c>data[i] = TFunction(data[i])</c> over a tile a kernel has just stored, for <see cref="IActivationFunction.IsLong"/>
+    /// functions: a call of its own, made when the kernel's accumulators are dead.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    public static void ApplyStored<TVec, TFunction>(float* data, int count, float alpha, float beta)
+        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction =>
+        Loop<TVec, TFunction>(data, data, count, alpha, beta);
+
     private static void Loop<TVec, TFunction>(float* source, float* destination, int count, float alpha, float beta)
         where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
@@ -94,10 +126,23 @@ internal interface IActivationConsumer
     void Run<TFunction>() where TFunction : struct, IActivationFunction;
 }
 
-/// <summary>One activation as a type, matching <see cref="VectorActivation.Apply"/> lane for lane.</summary>
+/// <summary>
+/// One activation as a type, inlined where a kernel holds its results (see <see cref="VectorActivation"/> for the functions
+/// and their error bounds). Clip takes its bounds as alpha and beta, HardSigmoid its slope and offset.
+/// </summary>
 internal interface IActivationFunction
 {
     static abstract TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec>;
+
+    /// <summary>
+    /// Whether the function is a long instruction sequence (Sigmoid, Swish: ~16 instructions). Written against the
+    /// <see cref="IFloatVector{TSelf}"/> wrappers it is some thirty inlinees, and inlined once per accumulator in a
+    /// 16-accumulator tile that exhausts the JIT's inlining budget, which then leaves the tile's own loads and FMAs as
+    /// calls (10x slower). <see cref="VectorActivation"/> writes the Vector512 form straight on the intrinsics (one
+    /// inlinee); tiles of other widths apply a long function to their stored results instead, while those are in L1
+    /// (<see cref="ActivationPass.ApplyStored"/>); see <see cref="ActivationPass.InRegisters{TFunction, TVec}"/>.
+    /// </summary>
+    static virtual bool IsLong => false;
 }
 
 internal readonly struct IdentityFunction : IActivationFunction
@@ -122,25 +167,27 @@ internal readonly struct ClipFunction : IActivationFunction
 internal readonly struct HardSigmoidFunction : IActivationFunction
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec> =>
-        TVec.Max(TVec.Zero, TVec.Min(TVec.Broadcast(1f), TVec.MultiplyAdd(x, TVec.Broadcast(alpha), TVec.Broadcast(beta))));
+    public static TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec> => VectorActivation.HardSigmoid(x, alpha, beta);
 }
 
 internal readonly struct HardSwishFunction : IActivationFunction
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec> => x * HardSigmoidFunction.Apply(x, 1f / 6f, 0.5f);
+    public static TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec> => VectorActivation.HardSwish(x);
 }
 
 internal readonly struct SigmoidFunction : IActivationFunction
 {
+    public static bool IsLong => true;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec> =>
-        TVec.Broadcast(1f) / (TVec.Broadcast(1f) + TVec.Exp(TVec.Zero - x));
+    public static TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec> => VectorActivation.Sigmoid(x);
 }
 
 internal readonly struct SwishFunction : IActivationFunction
 {
+    public static bool IsLong => true;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec> => x / (TVec.Broadcast(1f) + TVec.Exp(TVec.Zero - x));
+    public static TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec> => VectorActivation.Swish(x);
 }

@@ -1,3 +1,6 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
 namespace Microsoft.ML.Sparse.Kernels;
 
 /// <summary>A lane-wise binary operation, so one loop serves add and multiply.</summary>
@@ -23,15 +26,25 @@ internal static unsafe class ElementwiseKernels
     public static void Binary<TVec, TOperation>(float* a, float* b, float* output, int start, int end, in Activation activation)
         where TVec : struct, IFloatVector<TVec> where TOperation : struct, IBinaryOperation
     {
-        int i = BinaryBlock<TVec, TOperation>(a, b, output, start, end);
-        BinaryBlock<Scalar, TOperation>(a, b, output, i, end);
-        ActivationPass.Apply<TVec>(output + start, output + start, end - start, activation);
+        var binary = new BinaryPass<TVec, TOperation>(a, b, output, start, end, ActivationPass.Parameters(activation));
+        ActivationPass.DispatchClampsAsClip(ref binary, activation);
     }
 
-    private static int BinaryBlock<TVec, TOperation>(float* a, float* b, float* output, int i, int end)
-        where TVec : struct, IFloatVector<TVec> where TOperation : struct, IBinaryOperation
+    private readonly struct BinaryPass<TVec, TOperation>(float* a, float* b, float* output, int start, int end, (float Alpha, float Beta) parameters)
+        : IActivationConsumer where TVec : struct, IFloatVector<TVec> where TOperation : struct, IBinaryOperation
     {
-        for (; i + TVec.Count <= end; i += TVec.Count) TOperation.Apply(TVec.Load(a + i), TVec.Load(b + i)).Store(output + i);
+        public void Run<TFunction>() where TFunction : struct, IActivationFunction
+        {
+            int i = BinaryBlock<TVec, TOperation, TFunction>(a, b, output, start, end, parameters.Alpha, parameters.Beta);
+            BinaryBlock<Scalar, TOperation, TFunction>(a, b, output, i, end, parameters.Alpha, parameters.Beta);
+        }
+    }
+
+    private static int BinaryBlock<TVec, TOperation, TFunction>(float* a, float* b, float* output, int i, int end, float alpha, float beta)
+        where TVec : struct, IFloatVector<TVec> where TOperation : struct, IBinaryOperation where TFunction : struct, IActivationFunction
+    {
+        for (; i + TVec.Count <= end; i += TVec.Count)
+            TFunction.Apply(TOperation.Apply(TVec.Load(a + i), TVec.Load(b + i)), alpha, beta).Store(output + i);
         return i;
     }
 
@@ -54,6 +67,19 @@ internal static unsafe class ElementwiseKernels
     {
         for (; p + TVec.Count <= end; p += TVec.Count) (TVec.Load(input + p) * scale).Store(output + p);
         return p;
+    }
+
+    /// <summary>
+    /// <c>output[i] = values[i] * scale[index[i]]</c> for i in [start, end): a 1x1 layer's stored weights scaled per input
+    /// channel (<see cref="Formats.PointwiseWeights.InputRowOfEachValue"/> gives the indices), eight gathered at a time.
+    /// </summary>
+    public static void ScaleByIndex(float* values, int* index, float* scale, float* output, int start, int end)
+    {
+        int i = start;
+        if (Avx2.IsSupported)
+            for (; i + 8 <= end; i += 8)
+                (Vector256.Load(values + i) * Avx2.GatherVector256(scale, Vector256.Load(index + i), sizeof(float))).Store(output + i);
+        for (; i < end; i++) output[i] = values[i] * scale[index[i]];
     }
 
     /// <summary>HWC to CHW for channels [channelStart, channelEnd): <c>output[c, p] = input[p, c]</c>.</summary>

@@ -24,6 +24,12 @@ internal unsafe interface IFloatVector<TSelf> where TSelf : struct, IFloatVector
     static abstract TSelf Max(TSelf a, TSelf b);
     static abstract TSelf Min(TSelf a, TSelf b);
     static abstract TSelf Exp(TSelf x);
+    /// <summary>
+    /// <c>value * 2^exponent</c> for integral <paramref name="exponent"/> in [-252, 254], rounded once where the hardware has
+    /// vscalefps (AVX-512) and through two exact power-of-two factors otherwise: overflows to infinity and underflows to
+    /// zero like the true product, where building 2^n in the exponent bits would wrap.
+    /// </summary>
+    static abstract TSelf ScaleByPowerOfTwo(TSelf value, TSelf exponent);
     /// <summary>Sum of the lanes.</summary>
     float Sum();
 }
@@ -45,6 +51,8 @@ internal readonly unsafe struct Scalar : IFloatVector<Scalar>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Scalar Max(Scalar a, Scalar b) => new(MathF.Max(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Scalar Min(Scalar a, Scalar b) => new(MathF.Min(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Scalar Exp(Scalar x) => new(MathF.Exp(x._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Scalar ScaleByPowerOfTwo(Scalar value, Scalar exponent) =>
+        new(MathF.ScaleB(value._v, (int)exponent._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public float Sum() => _v;
 }
 
@@ -65,6 +73,16 @@ internal readonly unsafe struct Float128 : IFloatVector<Float128>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float128 Max(Float128 a, Float128 b) => new(Vector128.Max(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float128 Min(Float128 a, Float128 b) => new(Vector128.Min(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float128 Exp(Float128 x) => new(Vector128.Exp(x._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float128 ScaleByPowerOfTwo(Float128 value, Float128 exponent)
+    {
+        if (Avx512F.VL.IsSupported) return new(Avx512F.VL.Scale(value._v, exponent._v));
+        // 2^a * 2^b with a, b in the normal exponent range, each built in the exponent bits (exact products but the last).
+        Vector128<float> a = Vector128.Min(Vector128.Max(exponent._v, Vector128.Create(-126f)), Vector128.Create(127f)), b = exponent._v - a;
+        return new(value._v * PowerOfTwo(a) * PowerOfTwo(b));
+
+        static Vector128<float> PowerOfTwo(Vector128<float> n) =>
+            Vector128.ShiftLeft(Vector128.ConvertToInt32(n) + Vector128.Create(127), 23).AsSingle();
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public float Sum() => Vector128.Sum(_v);
 }
 
@@ -85,6 +103,16 @@ internal readonly unsafe struct Float256 : IFloatVector<Float256>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float256 Max(Float256 a, Float256 b) => new(Vector256.Max(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float256 Min(Float256 a, Float256 b) => new(Vector256.Min(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float256 Exp(Float256 x) => new(Vector256.Exp(x._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float256 ScaleByPowerOfTwo(Float256 value, Float256 exponent)
+    {
+        if (Avx512F.VL.IsSupported) return new(Avx512F.VL.Scale(value._v, exponent._v));
+        // As Float128's fallback.
+        Vector256<float> a = Vector256.Min(Vector256.Max(exponent._v, Vector256.Create(-126f)), Vector256.Create(127f)), b = exponent._v - a;
+        return new(value._v * PowerOfTwo(a) * PowerOfTwo(b));
+
+        static Vector256<float> PowerOfTwo(Vector256<float> n) =>
+            Vector256.ShiftLeft(Vector256.ConvertToInt32(n) + Vector256.Create(127), 23).AsSingle();
+    }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public float Sum() => Vector256.Sum(_v);
 }
 
@@ -105,6 +133,8 @@ internal readonly unsafe struct Float512 : IFloatVector<Float512>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float512 Max(Float512 a, Float512 b) => new(Vector512.Max(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float512 Min(Float512 a, Float512 b) => new(Vector512.Min(a._v, b._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float512 Exp(Float512 x) => new(Vector512.Exp(x._v));
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float512 ScaleByPowerOfTwo(Float512 value, Float512 exponent) =>
+        new(Avx512F.Scale(value._v, exponent._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public float Sum() => Vector512.Sum(_v);
 }
 

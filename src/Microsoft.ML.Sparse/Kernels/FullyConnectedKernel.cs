@@ -49,6 +49,22 @@ internal static unsafe class FullyConnectedKernel
         if (start >= end) return;
         if (start % PanelOutputs != 0 || start < 0 || end > outputs)
             throw new ArgumentOutOfRangeException(nameof(start), $"Outputs [{start}, {end}) must lie in [0, {outputs}) and start at a multiple of {PanelOutputs}.");
+        var gemv = new DenseGemv<TVec>(input, packedWeights, bias, residual, output, inputs, start, end, activation);
+        ActivationPass.DispatchClampsAsClip(ref gemv, activation);
+    }
+
+    private readonly struct DenseGemv<TVec>(float* input, float* packedWeights, float* bias, float* residual, float* output,
+        int inputs, int start, int end, Activation activation) : IActivationConsumer where TVec : struct, IFloatVector<TVec>
+    {
+        public void Run<TFunction>() where TFunction : struct, IActivationFunction =>
+            Dense<TVec, TFunction>(input, packedWeights, bias, residual, output, inputs, start, end, ActivationPass.Parameters(activation));
+    }
+
+    /// <summary><see cref="Run"/> with the activation as a type, applied to the sums in registers before they are stored.</summary>
+    private static void Dense<TVec, TFunction>(float* input, float* packedWeights, float* bias, float* residual, float* output,
+        int inputs, int start, int end, (float Alpha, float Beta) parameters) where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
+    {
+        var (alpha, beta) = parameters;
         int n = TVec.Count;
         float* lanes = stackalloc float[n];
         for (int panelStart = start; panelStart < end; panelStart += PanelOutputs)
@@ -67,10 +83,10 @@ internal static unsafe class FullyConnectedKernel
                     a2 = TVec.MultiplyAdd(x, TVec.Load(w + 2 * n), a2);
                     a3 = TVec.MultiplyAdd(x, TVec.Load(w + 3 * n), a3);
                 }
-                Finish(a0, residual, output, o);
-                Finish(a1, residual, output, o + n);
-                Finish(a2, residual, output, o + 2 * n);
-                Finish(a3, residual, output, o + 3 * n);
+                Finish<TVec, TFunction>(a0, residual, output, o, alpha, beta);
+                Finish<TVec, TFunction>(a1, residual, output, o + n, alpha, beta);
+                Finish<TVec, TFunction>(a2, residual, output, o + 2 * n, alpha, beta);
+                Finish<TVec, TFunction>(a3, residual, output, o + 3 * n, alpha, beta);
             }
             for (; o < panelEnd; o += n)
             {
@@ -83,16 +99,19 @@ internal static unsafe class FullyConnectedKernel
                 float* w = panel + (o - panelStart);
                 for (int i = 0; i < inputs; i++, w += PanelOutputs) a = TVec.MultiplyAdd(TVec.Broadcast(input[i]), TVec.Load(w), a);
                 a.Store(lanes);
-                for (int j = 0; j < valid; j++) output[o + j] = residual != null ? lanes[j] + residual[o + j] : lanes[j];
+                for (int j = 0; j < valid; j++)
+                    Finish<Scalar, TFunction>(Scalar.Load(lanes + j), residual, output, o + j, alpha, beta);
             }
         }
-        ActivationPass.Apply<TVec>(output + start, output + start, end - start, activation);
     }
 
-    private static void Finish<TVec>(TVec sum, float* residual, float* output, int o) where TVec : struct, IFloatVector<TVec>
+    /// <summary><c>output[o..] = activation(sum + residual[o..])</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Finish<TVec, TFunction>(TVec sum, float* residual, float* output, int o, float alpha, float beta)
+        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
         if (residual != null) sum += TVec.Load(residual + o);
-        sum.Store(output + o);
+        TFunction.Apply(sum, alpha, beta).Store(output + o);
     }
 
     /// <summary>
@@ -103,6 +122,22 @@ internal static unsafe class FullyConnectedKernel
     public static void RunSparse<TVec>(float* input, SparseRows weights, float* bias, float* residual, float* output,
         int start, int end, in Activation activation) where TVec : struct, IFloatVector<TVec>
     {
+        var gemv = new SparseGemv<TVec>(input, weights, bias, residual, output, start, end, activation);
+        ActivationPass.DispatchClampsAsClip(ref gemv, activation);
+        GC.KeepAlive(weights);
+    }
+
+    private readonly struct SparseGemv<TVec>(float* input, SparseRows weights, float* bias, float* residual, float* output,
+        int start, int end, Activation activation) : IActivationConsumer where TVec : struct, IFloatVector<TVec>
+    {
+        public void Run<TFunction>() where TFunction : struct, IActivationFunction =>
+            Sparse<TVec, TFunction>(input, weights, bias, residual, output, start, end, ActivationPass.Parameters(activation));
+    }
+
+    private static void Sparse<TVec, TFunction>(float* input, SparseRows weights, float* bias, float* residual, float* output,
+        int start, int end, (float Alpha, float Beta) parameters) where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
+    {
+        var (alpha, beta) = parameters;
         int* rowStarts = weights.RowStarts, columns = weights.Columns;
         float* values = weights.Values;
         // The gather path is chosen per call, never per output, so a range split cannot change any output's bits.
@@ -127,11 +162,8 @@ internal static unsafe class FullyConnectedKernel
                 s3 = MathF.FusedMultiplyAdd(values[k + 3], input[columns[k + 3]], s3);
             }
             for (; k < rowEnd; k++) s0 = MathF.FusedMultiplyAdd(values[k], input[columns[k]], s0);
-            float sum = bias[o] + ((s0 + s1) + (s2 + s3));
-            output[o] = residual != null ? sum + residual[o] : sum;
+            Finish<Scalar, TFunction>(Scalar.Broadcast(bias[o] + ((s0 + s1) + (s2 + s3))), residual, output, o, alpha, beta);
         }
-        ActivationPass.Apply<TVec>(output + start, output + start, end - start, activation);
-        GC.KeepAlive(weights);
     }
 }
 

@@ -129,31 +129,47 @@ internal static unsafe class PointwiseKernel
     /// the layer, or more where the plan pads planes to whole cache lines). Never reads or writes outside the given pixel
     /// and channel ranges.
     /// </summary>
+    /// <remarks>
+    /// <paramref name="values"/>, when not null, replaces the stored weights: <see cref="PointwiseWeights.StoredValueCount"/>
+    /// floats laid out as theirs (the weights scaled per input channel, see <see cref="SqueezeExcitationFolding"/>).
+    /// </remarks>
     public static void Run(PointwiseWeights weights, float* input, float* output, float* residual, PlaneStrides strides,
-        int pixelStart, int pixelCount, int channelStart, int channelEnd, in Activation activation, SimdWidth width)
+        int pixelStart, int pixelCount, int channelStart, int channelEnd, in Activation activation, SimdWidth width, float* values = null)
     {
         Validate(weights, input, output, residual, strides, pixelStart, pixelCount, channelStart, channelEnd);
-        var work = new Work(weights, input, output, residual, strides, channelStart, channelEnd, activation);
-        int pixel = pixelStart, end = pixelStart + pixelCount;
-        switch (SimdSupport.Resolve(width))
-        {
-            case SimdWidth.Vector512:
-                pixel = RunTiles<Float512>(work, pixel, end);
-                goto case SimdWidth.Vector256;
-            case SimdWidth.Vector256:
-                pixel = RunTiles<Float256>(work, pixel, end);
-                goto case SimdWidth.Vector128;
-            case SimdWidth.Vector128:
-                pixel = RunTiles<Float128>(work, pixel, end);
-                goto case SimdWidth.Scalar;
-            case SimdWidth.Scalar:
-                RunTiles<Scalar>(work, pixel, end);
-                break;
-            default:
-                throw new ArgumentOutOfRangeException(nameof(width), width, "Supported widths: Auto, Scalar, Vector128, Vector256, Vector512.");
-        }
-        // The native weights must outlive the loops above; the finalizer would free them once `weights` is dead.
+        SimdWidth widest = SimdSupport.Resolve(width);
+        if (widest is not (SimdWidth.Scalar or SimdWidth.Vector128 or SimdWidth.Vector256 or SimdWidth.Vector512))
+            throw new ArgumentOutOfRangeException(nameof(width), width, "Supported widths: Auto, Scalar, Vector128, Vector256, Vector512.");
+        var widths = new Widths(new Work(weights, input, output, residual, strides, channelStart, channelEnd, activation, values),
+            pixelStart, pixelStart + pixelCount, widest);
+        // The activation is a type from here on, applied to the accumulators before they are stored.
+        ActivationPass.DispatchClampsAsClip(ref widths, activation);
+        // The native weights must outlive the loops; the finalizer would free them once `weights` is dead.
         GC.KeepAlive(weights);
+    }
+
+    /// <summary>The widths from the widest allowed down to scalar, each taking what is left of the pixel range.</summary>
+    private readonly struct Widths(Work work, int pixel, int end, SimdWidth widest) : IActivationConsumer
+    {
+        public void Run<TFunction>() where TFunction : struct, IActivationFunction
+        {
+            int next = pixel;
+            switch (widest)
+            {
+                case SimdWidth.Vector512:
+                    next = RunTiles<Float512, TFunction>(work, next, end);
+                    goto case SimdWidth.Vector256;
+                case SimdWidth.Vector256:
+                    next = RunTiles<Float256, TFunction>(work, next, end);
+                    goto case SimdWidth.Vector128;
+                case SimdWidth.Vector128:
+                    next = RunTiles<Float128, TFunction>(work, next, end);
+                    goto default;
+                default:
+                    RunTiles<Scalar, TFunction>(work, next, end);
+                    break;
+            }
+        }
     }
 
     private static void Validate(PointwiseWeights weights, float* input, float* output, float* residual, PlaneStrides strides,
@@ -174,8 +190,11 @@ internal static unsafe class PointwiseKernel
 
     /// <summary>What every tile of one call shares.</summary>
     private readonly struct Work(PointwiseWeights weights, float* input, float* output, float* residual, PlaneStrides strides,
-        int channelStart, int channelEnd, Activation activation)
+        int channelStart, int channelEnd, Activation activation, float* values)
     {
+        /// <summary>Bytes from the stored weights to the ones to use (0, or to a scaled copy): one add per block.</summary>
+        public readonly nint ValuesShift = values == null ? 0 : (nint)((byte*)values - (byte*)weights.Values);
+
         /// <summary>Chunk 0's first block of the channel range and one past chunk 0's last block; chunk j is BlocksPerChunk further on.</summary>
         public readonly PointwiseBlock* FirstBlock = weights.BlockAt(0, channelStart), FirstChunkEnd = weights.ChunkEnd(0);
         public readonly nint BlocksPerChunk = weights.BlockCount;
@@ -188,17 +207,9 @@ internal static unsafe class PointwiseKernel
         public readonly int InChannels = weights.InChannels;
         public readonly int BlockWidth = weights.IsSparse ? weights.BlockWidth : 0;
         public readonly int ChannelEnd = channelEnd;
-        public readonly Activation Activation = activation;
 
-        /// <summary>None, ReLU and Clip are a clamp to [ClampMin, ClampMax], applied in registers before the store.</summary>
-        public readonly bool ClampsInRegisters = activation.Kind is ActivationKind.None or ActivationKind.Relu or ActivationKind.Clip;
-        public readonly float ClampMin = activation.Kind switch
-        {
-            ActivationKind.Relu => 0f,
-            ActivationKind.Clip => activation.Alpha,
-            _ => float.NegativeInfinity,
-        };
-        public readonly float ClampMax = activation.Kind == ActivationKind.Clip ? activation.Beta : float.PositiveInfinity;
+        /// <summary>The activation function's parameters (see <see cref="ActivationPass.Parameters"/>).</summary>
+        public readonly float Alpha = ActivationPass.Parameters(activation).Alpha, Beta = ActivationPass.Parameters(activation).Beta;
     }
 
     /// <summary>
@@ -206,7 +217,8 @@ internal static unsafe class PointwiseKernel
     /// <paramref name="pixel"/> unchanged when fewer than one vector of pixels is left (a narrower width takes them).
     /// The last tile may shift its last vector back so it overlaps the one before instead of reading past the range.
     /// </summary>
-    private static int RunTiles<TVec>(in Work work, int pixel, int end) where TVec : struct, IFloatVector<TVec>
+    private static int RunTiles<TVec, TFunction>(in Work work, int pixel, int end)
+        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
         int lanes = TVec.Count;
         if (end - pixel < lanes) return pixel;
@@ -215,76 +227,79 @@ internal static unsafe class PointwiseKernel
             // Planes larger than a row tile: row tiles of WideTileVectors first; a range (or what is left of it) that one
             // row tile holds goes to it whole.
             for (; end - pixel >= (WideTileVectors + 4) * lanes; pixel += WideTileVectors * lanes)
-                RunRowTile<TVec>(work, pixel, WideTileVectors);
+                RunRowTile<TVec, TFunction>(work, pixel, WideTileVectors);
             var (rowVectors, tail) = RowTile(end - pixel, lanes, work.BlockWidth);
             if (rowVectors > 0)
             {
-                if (tail > 0) RunRowTileWithTail<TVec>(work, pixel, rowVectors);
-                else RunRowTile<TVec>(work, pixel, rowVectors);
+                if (tail > 0) RunRowTileWithTail<TVec, TFunction>(work, pixel, rowVectors);
+                else RunRowTile<TVec, TFunction>(work, pixel, rowVectors);
                 return end;
             }
         }
         int maxVectors = TileVectors;
         for (; end - pixel >= (maxVectors + 1) * lanes; pixel += maxVectors * lanes)
-            RunTile<TVec>(work, pixel, maxVectors, maxVectors * lanes);
+            RunTile<TVec, TFunction>(work, pixel, maxVectors, maxVectors * lanes);
         if (end - pixel > maxVectors * lanes)
         {
             // Between maxVectors and maxVectors + 1 vectors left: half a tile now, the rest in one overlapping tile.
-            RunTile<TVec>(work, pixel, maxVectors / 2, maxVectors / 2 * lanes);
+            RunTile<TVec, TFunction>(work, pixel, maxVectors / 2, maxVectors / 2 * lanes);
             pixel += maxVectors / 2 * lanes;
         }
-        RunTile<TVec>(work, pixel, (end - pixel + lanes - 1) / lanes, end - pixel);
+        RunTile<TVec, TFunction>(work, pixel, (end - pixel + lanes - 1) / lanes, end - pixel);
         return end;
     }
 
-    private static void RunRowTile<TVec>(in Work work, int pixel, int vectors) where TVec : struct, IFloatVector<TVec>
+    private static void RunRowTile<TVec, TFunction>(in Work work, int pixel, int vectors)
+        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
         int pixels = vectors * TVec.Count;
         switch (vectors)
         {
-            case 9: RunTile<TVec, Nine>(work, pixel, pixels); break;
-            case 10: RunTile<TVec, Ten>(work, pixel, pixels); break;
-            case 11: RunTile<TVec, Eleven>(work, pixel, pixels); break;
-            case 12: RunTile<TVec, Twelve>(work, pixel, pixels); break;
-            case 13: RunTile<TVec, Thirteen>(work, pixel, pixels); break;
-            case 14: RunTile<TVec, Fourteen>(work, pixel, pixels); break;
-            case 15: RunTile<TVec, Fifteen>(work, pixel, pixels); break;
-            case 16: RunTile<TVec, Sixteen>(work, pixel, pixels); break;
+            case 9: RunTile<TVec, Nine, TFunction>(work, pixel, pixels); break;
+            case 10: RunTile<TVec, Ten, TFunction>(work, pixel, pixels); break;
+            case 11: RunTile<TVec, Eleven, TFunction>(work, pixel, pixels); break;
+            case 12: RunTile<TVec, Twelve, TFunction>(work, pixel, pixels); break;
+            case 13: RunTile<TVec, Thirteen, TFunction>(work, pixel, pixels); break;
+            case 14: RunTile<TVec, Fourteen, TFunction>(work, pixel, pixels); break;
+            case 15: RunTile<TVec, Fifteen, TFunction>(work, pixel, pixels); break;
+            case 16: RunTile<TVec, Sixteen, TFunction>(work, pixel, pixels); break;
             default: throw new ArgumentOutOfRangeException(nameof(vectors), vectors, "The row tile holds 9 to 16 vectors.");
         }
     }
 
-    private static void RunRowTileWithTail<TVec>(in Work work, int pixel, int vectors) where TVec : struct, IFloatVector<TVec>
+    private static void RunRowTileWithTail<TVec, TFunction>(in Work work, int pixel, int vectors)
+        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
         int pixels = vectors * TVec.Count + 4;
         switch (vectors)
         {
-            case 3: RunTile<TVec, WithTail<Three>>(work, pixel, pixels); break;
-            case 4: RunTile<TVec, WithTail<Four>>(work, pixel, pixels); break;
-            case 5: RunTile<TVec, WithTail<Five>>(work, pixel, pixels); break;
-            case 6: RunTile<TVec, WithTail<Six>>(work, pixel, pixels); break;
-            case 7: RunTile<TVec, WithTail<Seven>>(work, pixel, pixels); break;
-            case 8: RunTile<TVec, WithTail<Eight>>(work, pixel, pixels); break;
-            case 9: RunTile<TVec, WithTail<Nine>>(work, pixel, pixels); break;
-            case 10: RunTile<TVec, WithTail<Ten>>(work, pixel, pixels); break;
-            case 11: RunTile<TVec, WithTail<Eleven>>(work, pixel, pixels); break;
-            case 12: RunTile<TVec, WithTail<Twelve>>(work, pixel, pixels); break;
-            case 13: RunTile<TVec, WithTail<Thirteen>>(work, pixel, pixels); break;
-            case 14: RunTile<TVec, WithTail<Fourteen>>(work, pixel, pixels); break;
-            case 15: RunTile<TVec, WithTail<Fifteen>>(work, pixel, pixels); break;
-            case 16: RunTile<TVec, WithTail<Sixteen>>(work, pixel, pixels); break;
+            case 3: RunTile<TVec, WithTail<Three>, TFunction>(work, pixel, pixels); break;
+            case 4: RunTile<TVec, WithTail<Four>, TFunction>(work, pixel, pixels); break;
+            case 5: RunTile<TVec, WithTail<Five>, TFunction>(work, pixel, pixels); break;
+            case 6: RunTile<TVec, WithTail<Six>, TFunction>(work, pixel, pixels); break;
+            case 7: RunTile<TVec, WithTail<Seven>, TFunction>(work, pixel, pixels); break;
+            case 8: RunTile<TVec, WithTail<Eight>, TFunction>(work, pixel, pixels); break;
+            case 9: RunTile<TVec, WithTail<Nine>, TFunction>(work, pixel, pixels); break;
+            case 10: RunTile<TVec, WithTail<Ten>, TFunction>(work, pixel, pixels); break;
+            case 11: RunTile<TVec, WithTail<Eleven>, TFunction>(work, pixel, pixels); break;
+            case 12: RunTile<TVec, WithTail<Twelve>, TFunction>(work, pixel, pixels); break;
+            case 13: RunTile<TVec, WithTail<Thirteen>, TFunction>(work, pixel, pixels); break;
+            case 14: RunTile<TVec, WithTail<Fourteen>, TFunction>(work, pixel, pixels); break;
+            case 15: RunTile<TVec, WithTail<Fifteen>, TFunction>(work, pixel, pixels); break;
+            case 16: RunTile<TVec, WithTail<Sixteen>, TFunction>(work, pixel, pixels); break;
             default: throw new ArgumentOutOfRangeException(nameof(vectors), vectors, "The row tile with a tail holds 3 to 16 vectors.");
         }
     }
 
-    private static void RunTile<TVec>(in Work work, int pixel, int vectors, int pixels) where TVec : struct, IFloatVector<TVec>
+    private static void RunTile<TVec, TFunction>(in Work work, int pixel, int vectors, int pixels)
+        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
         switch (vectors)
         {
-            case 4: RunTile<TVec, Four>(work, pixel, pixels); break;
-            case 3: RunTile<TVec, Three>(work, pixel, pixels); break;
-            case 2: RunTile<TVec, Two>(work, pixel, pixels); break;
-            default: RunTile<TVec, One>(work, pixel, pixels); break;
+            case 4: RunTile<TVec, Four, TFunction>(work, pixel, pixels); break;
+            case 3: RunTile<TVec, Three, TFunction>(work, pixel, pixels); break;
+            case 2: RunTile<TVec, Two, TFunction>(work, pixel, pixels); break;
+            default: RunTile<TVec, One, TFunction>(work, pixel, pixels); break;
         }
     }
 
@@ -326,8 +341,8 @@ internal static unsafe class PointwiseKernel
     /// a 4-lane tail after them: a load and an FMA per vector and stored weight, one accumulator per vector (the JIT drops
     /// those past the count). The tail is 16-lane only; its weight is the low lanes of the broadcast one.
     /// </summary>
-    private static void MicroTileRow<TVec, TVectors, TStart>(in Work work, PointwiseBlock* block, int pixel, bool last)
-        where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant where TStart : struct, IStart
+    private static void MicroTileRow<TVec, TVectors, TStart, TFunction>(in Work work, PointwiseBlock* block, int pixel, bool last)
+        where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant where TStart : struct, IStart where TFunction : struct, IActivationFunction
     {
         nint stride = work.InputStride, n = TVec.Count, tailAt = TVectors.Value * n;
         bool hasTail = TVectors.TailLanes > 0 && typeof(TVec) == typeof(Float512);
@@ -355,7 +370,7 @@ internal static unsafe class PointwiseKernel
             t = hasTail ? Float128.Load(output + tailAt) : default;
         }
 
-        float* w = block->Values;
+        float* w = (float*)((byte*)block->Values + work.ValuesShift);
         float* row = work.Input + block->FirstRow * stride + pixel;
         for (ushort* delta = block->RowDeltas, end = delta + block->RowCount; delta < end; delta++, w++)
         {
@@ -380,18 +395,20 @@ internal static unsafe class PointwiseKernel
             if (hasTail) t = Float128.MultiplyAdd(Float128.Load(row + tailAt), LowLanes(weight), t);
         }
 
-        if (last && work.ClampsInRegisters)
+        if (last && ActivationPass.InRegisters<TFunction, TVec>())
         {
-            TVec min = TVec.Broadcast(work.ClampMin), max = TVec.Broadcast(work.ClampMax);
-            ClampEight<TVec, TVectors>(ref a0, ref a1, ref a2, ref a3, ref a4, ref a5, ref a6, ref a7, min, max, first: 0);
-            ClampEight<TVec, TVectors>(ref a8, ref a9, ref a10, ref a11, ref a12, ref a13, ref a14, ref a15, min, max, first: 8);
-            if (hasTail) t = VectorActivation.Clamp(t, LowLanes(min), LowLanes(max));
+            // Activated and stored one accumulator at a time, so each frees its register for the next one's temporaries.
+            float alpha = work.Alpha, beta = work.Beta;
+            if (hasTail) TFunction.Apply(t, alpha, beta).Store(output + tailAt);
+            StoreEight<TVec, TVectors, TFunction>(a0, a1, a2, a3, a4, a5, a6, a7, output, alpha, beta, first: 0);
+            StoreEight<TVec, TVectors, TFunction>(a8, a9, a10, a11, a12, a13, a14, a15, output + 8 * n, alpha, beta, first: 8);
+            return;
         }
-        StoreEight<TVec, TVectors>(a0, a1, a2, a3, a4, a5, a6, a7, output, first: 0);
-        StoreEight<TVec, TVectors>(a8, a9, a10, a11, a12, a13, a14, a15, output + 8 * n, first: 8);
+        StoreEight<TVec, TVectors, IdentityFunction>(a0, a1, a2, a3, a4, a5, a6, a7, output, 0f, 0f, first: 0);
+        StoreEight<TVec, TVectors, IdentityFunction>(a8, a9, a10, a11, a12, a13, a14, a15, output + 8 * n, 0f, 0f, first: 8);
         if (hasTail) t.Store(output + tailAt);
-        if (last && !work.ClampsInRegisters)
-            VectorActivation.ApplyInPlace<TVec>(output, TVectors.Value * TVec.Count + (hasTail ? TVectors.TailLanes : 0), work.Activation);
+        if (last)
+            ActivationPass.ApplyStored<TVec, TFunction>(output, (int)tailAt + (hasTail ? TVectors.TailLanes : 0), work.Alpha, work.Beta);
     }
 
     /// <summary>The four low lanes of a 16-lane vector (a register alias, no instruction).</summary>
@@ -400,19 +417,19 @@ internal static unsafe class PointwiseKernel
         Unsafe.BitCast<Vector128<float>, Float128>(Unsafe.BitCast<TVec, Vector512<float>>(vector).GetLower().GetLower());
 
     /// <summary>All channel blocks of the range over the <paramref name="pixels"/> at <paramref name="pixel"/>, held in <typeparamref name="TVectors"/> vectors.</summary>
-    private static void RunTile<TVec, TVectors>(in Work work, int pixel, int pixels)
-        where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
+    private static void RunTile<TVec, TVectors, TFunction>(in Work work, int pixel, int pixels)
+        where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant where TFunction : struct, IActivationFunction
     {
         for (int chunk = 0; chunk < work.ChunkCount; chunk++)
         {
-            if (chunk > 0) RunChunk<TVec, TVectors, FromPartialSums>(work, pixel, pixels, chunk);
-            else if (work.Residual != null) RunChunk<TVec, TVectors, FromBiasAndResidual>(work, pixel, pixels, chunk);
-            else RunChunk<TVec, TVectors, FromBias>(work, pixel, pixels, chunk);
+            if (chunk > 0) RunChunk<TVec, TVectors, FromPartialSums, TFunction>(work, pixel, pixels, chunk);
+            else if (work.Residual != null) RunChunk<TVec, TVectors, FromBiasAndResidual, TFunction>(work, pixel, pixels, chunk);
+            else RunChunk<TVec, TVectors, FromBias, TFunction>(work, pixel, pixels, chunk);
         }
     }
 
-    private static void RunChunk<TVec, TVectors, TStart>(in Work work, int pixel, int pixels, int chunk)
-        where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant where TStart : struct, IStart
+    private static void RunChunk<TVec, TVectors, TStart, TFunction>(in Work work, int pixel, int pixels, int chunk)
+        where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant where TStart : struct, IStart where TFunction : struct, IActivationFunction
     {
         bool last = chunk == work.ChunkCount - 1;
         for (var block = work.FirstBlock + chunk * work.BlocksPerChunk; block < work.FirstChunkEnd + chunk * work.BlocksPerChunk && block->FirstChannel < work.ChannelEnd; block++)
@@ -422,14 +439,14 @@ internal static unsafe class PointwiseKernel
             {
                 // Row tiles hold one-channel blocks only (random sparsity), one accumulator per vector.
                 if (block->Width != 1) throw new InvalidOperationException($"Block width {block->Width} cannot run in a row tile.");
-                MicroTileRow<TVec, TVectors, TStart>(work, block, pixel, last);
+                MicroTileRow<TVec, TVectors, TStart, TFunction>(work, block, pixel, last);
                 continue;
             }
             switch (block->Width)
             {
-                case 4: MicroTile<TVec, TVectors, Four, TStart>(work, block, pixel, pixels, last); break;
-                case 2: MicroTile<TVec, TVectors, Two, TStart>(work, block, pixel, pixels, last); break;
-                case 1: MicroTile<TVec, TVectors, One, TStart>(work, block, pixel, pixels, last); break;
+                case 4: MicroTile<TVec, TVectors, Four, TStart, TFunction>(work, block, pixel, pixels, last); break;
+                case 2: MicroTile<TVec, TVectors, Two, TStart, TFunction>(work, block, pixel, pixels, last); break;
+                case 1: MicroTile<TVec, TVectors, One, TStart, TFunction>(work, block, pixel, pixels, last); break;
                 default: throw new InvalidOperationException($"Block width {block->Width} is not one of 4, 2, 1.");
             }
         }
@@ -440,8 +457,9 @@ internal static unsafe class PointwiseKernel
     /// vectors (the last one shifted back to end at <paramref name="pixels"/> when they are not a whole number of vectors).
     /// Accumulator aXY is channel X, vector Y; the constant type arguments let the JIT drop the unused ones.
     /// </summary>
-    private static void MicroTile<TVec, TVectors, TWidth, TStart>(in Work work, PointwiseBlock* block, int pixel, int pixels, bool last)
+    private static void MicroTile<TVec, TVectors, TWidth, TStart, TFunction>(in Work work, PointwiseBlock* block, int pixel, int pixels, bool last)
         where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant where TWidth : struct, IConstant where TStart : struct, IStart
+        where TFunction : struct, IActivationFunction
     {
         nint stride = work.InputStride, outputStride = work.OutputStride;
         float* output = work.Output + block->FirstChannel * outputStride + pixel;
@@ -479,7 +497,7 @@ internal static unsafe class PointwiseKernel
             if (c3) AddRow<TVec, TVectors>(ref a30, ref a31, ref a32, ref a33, output + 3 * outputStride, o1, o2, o3);
         }
 
-        float* w = block->Values;
+        float* w = (float*)((byte*)block->Values + work.ValuesShift);
         float* row = work.Input + block->FirstRow * stride + pixel;
         for (ushort* delta = block->RowDeltas, end = delta + block->RowCount; delta < end; delta++, w += TWidth.Value)
         {
@@ -495,24 +513,22 @@ internal static unsafe class PointwiseKernel
             if (c3) MultiplyAddRow<TVec, TVectors>(w[3], x0, x1, x2, x3, ref a30, ref a31, ref a32, ref a33);
         }
 
-        if (last && work.ClampsInRegisters)
+        if (last && ActivationPass.InRegisters<TFunction, TVec>())
         {
-            TVec min = TVec.Broadcast(work.ClampMin), max = TVec.Broadcast(work.ClampMax);
-            ClampRow<TVec, TVectors>(ref a00, ref a01, ref a02, ref a03, min, max);
-            if (c1) ClampRow<TVec, TVectors>(ref a10, ref a11, ref a12, ref a13, min, max);
-            if (c2) ClampRow<TVec, TVectors>(ref a20, ref a21, ref a22, ref a23, min, max);
-            if (c3) ClampRow<TVec, TVectors>(ref a30, ref a31, ref a32, ref a33, min, max);
+            float alpha = work.Alpha, beta = work.Beta;
+            ActivateRow<TVec, TVectors, TFunction>(ref a00, ref a01, ref a02, ref a03, alpha, beta);
+            if (c1) ActivateRow<TVec, TVectors, TFunction>(ref a10, ref a11, ref a12, ref a13, alpha, beta);
+            if (c2) ActivateRow<TVec, TVectors, TFunction>(ref a20, ref a21, ref a22, ref a23, alpha, beta);
+            if (c3) ActivateRow<TVec, TVectors, TFunction>(ref a30, ref a31, ref a32, ref a33, alpha, beta);
         }
         StoreRow<TVec, TVectors>(a00, a01, a02, a03, output, o1, o2, o3);
         if (c1) StoreRow<TVec, TVectors>(a10, a11, a12, a13, output + outputStride, o1, o2, o3);
         if (c2) StoreRow<TVec, TVectors>(a20, a21, a22, a23, output + 2 * outputStride, o1, o2, o3);
         if (c3) StoreRow<TVec, TVectors>(a30, a31, a32, a33, output + 3 * outputStride, o1, o2, o3);
-
-        // Other activations run over the stored pixels once each (overlapping vectors stored equal values), after the
-        // accumulators are dead so their calls (Exp) do not push the accumulators out of registers.
-        if (last && !work.ClampsInRegisters)
+        if (last && !ActivationPass.InRegisters<TFunction, TVec>())
             for (int c = 0; c < TWidth.Value; c++)
-                VectorActivation.ApplyInPlace<TVec>(output + c * outputStride, pixels, work.Activation);
+                ActivationPass.ApplyStored<TVec, TFunction>(output + c * outputStride, pixels, work.Alpha, work.Beta);
+
     }
 
     /// <summary>
@@ -552,13 +568,13 @@ internal static unsafe class PointwiseKernel
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ClampRow<TVec, TVectors>(ref TVec a0, ref TVec a1, ref TVec a2, ref TVec a3, TVec min, TVec max)
-        where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
+    private static void ActivateRow<TVec, TVectors, TFunction>(ref TVec a0, ref TVec a1, ref TVec a2, ref TVec a3, float alpha, float beta)
+        where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant where TFunction : struct, IActivationFunction
     {
-        a0 = VectorActivation.Clamp(a0, min, max);
-        if (TVectors.Value > 1) a1 = VectorActivation.Clamp(a1, min, max);
-        if (TVectors.Value > 2) a2 = VectorActivation.Clamp(a2, min, max);
-        if (TVectors.Value > 3) a3 = VectorActivation.Clamp(a3, min, max);
+        a0 = TFunction.Apply(a0, alpha, beta);
+        if (TVectors.Value > 1) a1 = TFunction.Apply(a1, alpha, beta);
+        if (TVectors.Value > 2) a2 = TFunction.Apply(a2, alpha, beta);
+        if (TVectors.Value > 3) a3 = TFunction.Apply(a3, alpha, beta);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -591,32 +607,18 @@ internal static unsafe class PointwiseKernel
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ClampEight<TVec, TVectors>(ref TVec a0, ref TVec a1, ref TVec a2, ref TVec a3, ref TVec a4, ref TVec a5, ref TVec a6,
-        ref TVec a7, TVec min, TVec max, int first) where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
-    {
-        if (TVectors.Value > first) a0 = VectorActivation.Clamp(a0, min, max);
-        if (TVectors.Value > first + 1) a1 = VectorActivation.Clamp(a1, min, max);
-        if (TVectors.Value > first + 2) a2 = VectorActivation.Clamp(a2, min, max);
-        if (TVectors.Value > first + 3) a3 = VectorActivation.Clamp(a3, min, max);
-        if (TVectors.Value > first + 4) a4 = VectorActivation.Clamp(a4, min, max);
-        if (TVectors.Value > first + 5) a5 = VectorActivation.Clamp(a5, min, max);
-        if (TVectors.Value > first + 6) a6 = VectorActivation.Clamp(a6, min, max);
-        if (TVectors.Value > first + 7) a7 = VectorActivation.Clamp(a7, min, max);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreEight<TVec, TVectors>(TVec a0, TVec a1, TVec a2, TVec a3, TVec a4, TVec a5, TVec a6, TVec a7, float* p, int first)
-        where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
+    private static void StoreEight<TVec, TVectors, TFunction>(TVec a0, TVec a1, TVec a2, TVec a3, TVec a4, TVec a5, TVec a6, TVec a7, float* p,
+        float alpha, float beta, int first) where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant where TFunction : struct, IActivationFunction
     {
         nint n = TVec.Count;
-        if (TVectors.Value > first) a0.Store(p);
-        if (TVectors.Value > first + 1) a1.Store(p + n);
-        if (TVectors.Value > first + 2) a2.Store(p + 2 * n);
-        if (TVectors.Value > first + 3) a3.Store(p + 3 * n);
-        if (TVectors.Value > first + 4) a4.Store(p + 4 * n);
-        if (TVectors.Value > first + 5) a5.Store(p + 5 * n);
-        if (TVectors.Value > first + 6) a6.Store(p + 6 * n);
-        if (TVectors.Value > first + 7) a7.Store(p + 7 * n);
+        if (TVectors.Value > first) TFunction.Apply(a0, alpha, beta).Store(p);
+        if (TVectors.Value > first + 1) TFunction.Apply(a1, alpha, beta).Store(p + n);
+        if (TVectors.Value > first + 2) TFunction.Apply(a2, alpha, beta).Store(p + 2 * n);
+        if (TVectors.Value > first + 3) TFunction.Apply(a3, alpha, beta).Store(p + 3 * n);
+        if (TVectors.Value > first + 4) TFunction.Apply(a4, alpha, beta).Store(p + 4 * n);
+        if (TVectors.Value > first + 5) TFunction.Apply(a5, alpha, beta).Store(p + 5 * n);
+        if (TVectors.Value > first + 6) TFunction.Apply(a6, alpha, beta).Store(p + 6 * n);
+        if (TVectors.Value > first + 7) TFunction.Apply(a7, alpha, beta).Store(p + 7 * n);
     }
 
     /// <summary>A compile-time integer as a type, so the generic kernels unroll by it and the JIT folds the branches.</summary>

@@ -189,10 +189,25 @@ internal sealed class PointwiseSpec(string name, TensorHandle input, TensorHandl
         throw new InvalidOperationException($"Layer '{Name}' was not prepared.");
 }
 
-internal sealed unsafe class PointwiseLayer(string name, TensorHandle[] inputs, TensorHandle output, Formats.PointwiseWeights weights, Activation activation, SimdWidth width)
+/// <remarks>
+/// Inputs: x, then the residual if any, then (when <paramref name="scaledWeights"/>) the weights scaled per input channel
+/// for this inference, which replace the stored ones (<see cref="SqueezeExcitationFolding"/>).
+/// </remarks>
+internal sealed unsafe class PointwiseLayer(string name, TensorHandle[] inputs, TensorHandle output, Formats.PointwiseWeights weights, Activation activation,
+    SimdWidth width, bool scaledWeights = false)
     : PlannedLayer(name, "Pointwise", inputs, output)
 {
     private readonly Activation _activation = activation;
+
+    /// <summary>Whether the layer has a residual input.</summary>
+    internal bool HasResidual => Inputs.Length > (scaledWeights ? 2 : 1);
+
+    /// <summary>Whether the last input holds this inference's weights, scaled per input channel.</summary>
+    internal bool HasScaledWeights => scaledWeights;
+
+    /// <summary>The same layer reading <paramref name="input"/> with the weights of <paramref name="scaledValues"/> (written by a <see cref="ScaleWeightsLayer"/>).</summary>
+    internal PointwiseLayer WithScaledWeights(TensorHandle input, TensorHandle scaledValues) =>
+        new(Name, [input, .. Inputs[1..], scaledValues], Output, weights, _activation, width, scaledWeights: true);
 
     public override float Sparsity => weights.Sparsity;
     public override string KernelName => weights.KernelName;
@@ -201,7 +216,8 @@ internal sealed unsafe class PointwiseLayer(string name, TensorHandle[] inputs, 
 
     public override void Run<TVec>(TensorTable tensors, float* scratch, int part, int parts)
     {
-        float* residual = Inputs.Length > 1 ? InputOf(tensors, 1) : null;
+        float* residual = HasResidual ? InputOf(tensors, 1) : null;
+        float* values = scaledWeights ? InputOf(tensors, Inputs.Length - 1) : null;
         var strides = new PlaneStrides(InputStride(tensors), OutputStride(tensors), residual == null ? OutputStride(tensors) : InputStride(tensors, 1));
         // Where every operand's planes are padded, the padding pixels are computed too (see PixelsToCompute).
         int pixels = PointwiseKernel.PixelsToCompute(Output.Height * Output.Width, Math.Min(strides.Input, Math.Min(strides.Output, strides.Residual)), width);
@@ -209,7 +225,7 @@ internal sealed unsafe class PointwiseLayer(string name, TensorHandle[] inputs, 
             WorkSplit.PixelsOrChannels(pixels, Output.Channels, part, parts, weights.ChannelGranularity);
         if (pixelStart < pixelEnd && channelStart < channelEnd)
             PointwiseKernel.Run(weights, InputOf(tensors), OutputOf(tensors), residual, strides, pixelStart, pixelEnd - pixelStart,
-                channelStart, channelEnd, _activation, width);
+                channelStart, channelEnd, _activation, width, values);
     }
 
     /// <summary>Output channels are split at multiples of this (the block width).</summary>

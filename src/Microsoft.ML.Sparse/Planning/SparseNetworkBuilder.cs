@@ -167,6 +167,7 @@ public sealed class SparseNetworkBuilder
         {
             prepared = ChannelSplitBottleneckLayer.Fuse(prepared, output.Id, snapshot, ref tensorCount);
             prepared = PointwiseDepthwisePair.Fuse(prepared, output.Id, snapshot.Threads);
+            prepared = SqueezeExcitationFolding.Fuse(prepared, output.Id, ref tensorCount);
         }
         return new SparseNetwork(prepared, Input, output, tensorCount, snapshot);
     }

@@ -15,7 +15,11 @@ namespace Microsoft.ML.Sparse.Benchmarks.EndToEnd;
 public class EndToEndBenchmarks
 {
     /// <summary>Set by the runner: which models, sparsities and thread counts to measure.</summary>
-    public static IReadOnlyList<string> Models { get; set; } = ["mobilenet_v1_1.0_224", "mobilenet_v2_1.0_224"];
+    public static IReadOnlyList<string> Models { get; set; } =
+    [
+        "mobilenet_v1_1.0_224", "mobilenet_v2_1.0_224", "torchvision_mobilenet_v3_small", "torchvision_mobilenet_v3_large",
+        "torchvision_efficientnet_b0", "torchvision_mnasnet1_0",
+    ];
     public static IReadOnlyList<double> Sparsities { get; set; } = [0, 0.5, 0.7, 0.8, 0.9, 0.95];
     public static IReadOnlyList<int> ThreadCounts { get; set; } = [1, 2];
 

@@ -57,6 +57,7 @@ internal static class EndToEndRunner
             .WithOrderer(new BenchmarkDotNet.Order.DefaultOrderer(BenchmarkDotNet.Order.SummaryOrderPolicy.Declared));
 
         string probeBefore = MachineScalingProbe.Measure();
+        double peak = MachineScalingProbe.PeakGflops();
         Summary summary = BenchmarkRunner.Run<EndToEndBenchmarks>(config);
         string probeAfter = MachineScalingProbe.Measure();
         var results = summary.Reports.Where(r => r.ResultStatistics != null).Select(r => new Result(
@@ -74,7 +75,11 @@ internal static class EndToEndRunner
         string folder = Path.Combine(BenchmarkModels.RepositoryRoot, "docs", "benchmarks");
         Directory.CreateDirectory(folder);
         File.WriteAllText(Path.Combine(folder, "e2e-results.csv"), ToCsv(results));
-        File.WriteAllText(Path.Combine(folder, "e2e-results.md"), ToMarkdown(results, summary, quick ? "quick mode" : targets ? "target rows only" : "full mode", (probeBefore, probeAfter)));
+        var macs = results.Select(r => (r.Model, r.Sparsity)).Distinct()
+            .ToDictionary(key => key, key => SparseModel.Load(BenchmarkModels.Get(key.Model, key.Sparsity), new SparseModelOptions { Threads = 1 })
+                .Network.Layers.Sum(layer => layer.ExecutedMacs));
+        File.WriteAllText(Path.Combine(folder, "e2e-results.md"),
+            ToMarkdown(results, summary, quick ? "quick mode" : targets ? "target rows only" : "full mode", (probeBefore, probeAfter), macs, peak));
         Console.WriteLine($"wrote {Path.Combine(folder, "e2e-results.md")} and e2e-results.csv");
         return 0;
     }
@@ -89,7 +94,8 @@ internal static class EndToEndRunner
         return csv.ToString();
     }
 
-    private static string ToMarkdown(List<Result> results, Summary summary, string mode, (string Before, string After) probe)
+    private static string ToMarkdown(List<Result> results, Summary summary, string mode, (string Before, string After) probe,
+        Dictionary<(string Model, double Sparsity), long> macs, double peak)
     {
         string[] engines = results.Select(r => r.Engine).Distinct().ToArray();
         string baseline = engines[0];
@@ -99,15 +105,18 @@ internal static class EndToEndRunner
             $"({Environment.ProcessorCount} cores; widest SIMD: {Isa()}), {summary.HostEnvironmentInfo.RuntimeVersion}, " +
             $"ONNX Runtime {typeof(OnnxRuntime.InferenceSession).Assembly.GetName().Version}, batch 1, {mode}.");
         md.AppendLine("Median milliseconds per image; ratio = sparse engine time / ONNX Runtime session time (lower is better).");
+        md.AppendLine(CultureInfo.InvariantCulture, $"GFLOP/s = 2 x the MACs the sparse engine's kernels execute / its median time; % of peak against " +
+            $"{peak:0} GFLOP/s per thread (one core's FMA peak, a register-only loop of FMAs measured before the run) x threads.");
         md.AppendLine();
-        md.AppendLine($"| model | threads | sparsity | {string.Join(" | ", engines)} | ratio | speed-up |");
-        md.AppendLine($"|---|---:|---:|{string.Concat(engines.Select(_ => "---:|"))}---:|---:|");
+        md.AppendLine($"| model | threads | sparsity | {string.Join(" | ", engines)} | ratio | speed-up | GFLOP/s | % of peak |");
+        md.AppendLine($"|---|---:|---:|{string.Concat(engines.Select(_ => "---:|"))}---:|---:|---:|---:|");
         foreach (var group in results.GroupBy(r => (r.Model, r.Threads, r.Sparsity)).OrderBy(g => g.Key.Model).ThenBy(g => g.Key.Threads).ThenBy(g => g.Key.Sparsity))
         {
             double Median(string engine) => group.FirstOrDefault(r => r.Engine == engine)?.MedianMs ?? double.NaN;
             double ratio = Median(sparse) / Median(baseline);
+            double gflops = 2.0 * macs[(group.Key.Model, group.Key.Sparsity)] / (Median(sparse) * 1e6);
             md.AppendLine(CultureInfo.InvariantCulture,
-                $"| {group.Key.Model} | {group.Key.Threads} | {group.Key.Sparsity * 100:0}% | {string.Join(" | ", engines.Select(e => Median(e).ToString("0.000", CultureInfo.InvariantCulture)))} | {ratio:0.00} | {1 / ratio:0.00}x |");
+                $"| {group.Key.Model} | {group.Key.Threads} | {group.Key.Sparsity * 100:0}% | {string.Join(" | ", engines.Select(e => Median(e).ToString("0.000", CultureInfo.InvariantCulture)))} | {ratio:0.00} | {1 / ratio:0.00}x | {gflops:0.0} | {100 * gflops / (peak * group.Key.Threads):0}% |");
         }
 
         var scaling = results.Where(r => r.Engine == sparse).GroupBy(r => (r.Model, r.Sparsity))

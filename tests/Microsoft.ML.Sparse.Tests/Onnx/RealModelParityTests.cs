@@ -116,6 +116,42 @@ public sealed class RealModelParityTests
         }
     }
 
+    /// <summary>
+    /// torchvision exports with HardSwish/HardSigmoid (MobileNetV3), Sigmoid + Mul (EfficientNet's Swish) and
+    /// squeeze-and-excitation, and MNASNet; random weights, so they are compared on random inputs only.
+    /// </summary>
+    public static TheoryData<string, float> TorchvisionModels()
+    {
+        var cases = new TheoryData<string, float>();
+        foreach (string model in new[] { "torchvision_mobilenet_v3_small.onnx", "torchvision_mobilenet_v3_large.onnx", "torchvision_efficientnet_b0.onnx", "torchvision_mnasnet1_0.onnx" })
+            foreach (float sparsity in new[] { 0f, 0.7f, 0.9f })
+                cases.Add(model, sparsity);
+        return cases;
+    }
+
+    /// <summary>Dense and pruned (the same pruned file for both engines), one and two threads, two random inputs each.</summary>
+    [Theory]
+    [MemberData(nameof(TorchvisionModels))]
+    public void TorchvisionModel_MatchesOnnxRuntime_DenseAndPruned_OnOneAndTwoThreads(string model, float sparsity)
+    {
+        byte[] file = File.ReadAllBytes(SharedData.Require("models/" + model));
+        if (sparsity > 0) OnnxPruner.Prune(file, out file, new PruningOptions { TargetSparsity = sparsity }, Cancel);
+        using var ort = new OnnxRuntimeReference(file);
+        foreach (int threads in new[] { 1, 2 })
+        {
+            var sparse = SparseModel.Load(file, new SparseModelOptions { Threads = threads }, Cancel);
+            if (sparsity > 0) Assert.Contains(sparse.Network.Layers, layer => layer.Kind == "Pointwise" && layer.Sparsity >= sparsity - 0.01f);
+            using var workspace = sparse.CreateWorkspace();
+            foreach (int seed in new[] { 1, 2 })
+            {
+                float[] input = RandomImage(sparse.InputLength, seed, ImagePreprocessing.Torchvision);
+                var output = new float[sparse.OutputLength];
+                sparse.Run(input, output, workspace);
+                AssertParity(ort.Run(input, [1, .. sparse.InputShape]), output, $"{model} at {sparsity:P0}, {threads} thread(s), random input {seed}");
+            }
+        }
+    }
+
     [Fact]
     public void Batch_OfThree_EqualsThreeSingleRunsAndOnnxRuntime()
     {
