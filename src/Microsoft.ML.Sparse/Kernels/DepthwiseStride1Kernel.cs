@@ -23,6 +23,7 @@ internal static unsafe class DepthwiseStride1Kernel
         g.StrideHeight == 1 && g.StrideWidth == 1 && g.OutWidth >= 16 && g.OutWidth <= MaxVectors * 16;
 
     /// <summary>Channels [channelStart, channelEnd), as <see cref="DepthwiseConvKernel.Run{TVec}"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(float* input, float* output, float* weights, float* bias, in ConvGeometry g,
         int channelStart, int channelEnd, in Activation activation)
     {

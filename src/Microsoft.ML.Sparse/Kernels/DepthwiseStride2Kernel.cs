@@ -27,6 +27,7 @@ internal static unsafe class DepthwiseStride2Kernel
         g.StrideHeight == 2 && g.StrideWidth == 2 && g.OutWidth <= MaxVectors * 16;
 
     /// <summary>Channels [channelStart, channelEnd), as <see cref="DepthwiseConvKernel.Run{TVec}"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(float* input, float* output, float* weights, float* bias, in ConvGeometry g,
         int channelStart, int channelEnd, in Activation activation)
     {

@@ -43,6 +43,7 @@ internal static unsafe class FullyConnectedKernel
     /// <see cref="Pack"/> made them; <paramref name="start"/> is a multiple of <see cref="PanelOutputs"/> and
     /// <paramref name="residual"/> may be null. Each output sums bias, then inputs in order, whatever the range or width.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run<TVec>(float* input, float* packedWeights, float* bias, float* residual, float* output,
         int inputs, int outputs, int start, int end, in Activation activation) where TVec : struct, IFloatVector<TVec>
     {
@@ -89,6 +90,7 @@ internal static unsafe class FullyConnectedKernel
         ActivationPass.Apply<TVec>(output + start, output + start, end - start, activation);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Finish<TVec>(TVec sum, float* residual, float* output, int o) where TVec : struct, IFloatVector<TVec>
     {
         if (residual != null) sum += TVec.Load(residual + o);
@@ -100,6 +102,7 @@ internal static unsafe class FullyConnectedKernel
     /// (<see cref="SparseRows"/>), in four interleaved partial sums so consecutive multiply-adds do not wait on each other.
     /// Same contract as <see cref="Run"/>; the per-output order depends only on the row, never on the range.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RunSparse<TVec>(float* input, SparseRows weights, float* bias, float* residual, float* output,
         int start, int end, in Activation activation) where TVec : struct, IFloatVector<TVec>
     {

@@ -129,6 +129,7 @@ internal static unsafe class PointwiseKernel
     /// the layer, or more where the plan pads planes to whole cache lines). Never reads or writes outside the given pixel
     /// and channel ranges.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(PointwiseWeights weights, float* input, float* output, float* residual, PlaneStrides strides,
         int pixelStart, int pixelCount, int channelStart, int channelEnd, in Activation activation, SimdWidth width)
     {
@@ -206,6 +207,7 @@ internal static unsafe class PointwiseKernel
     /// <paramref name="pixel"/> unchanged when fewer than one vector of pixels is left (a narrower width takes them).
     /// The last tile may shift its last vector back so it overlaps the one before instead of reading past the range.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int RunTiles<TVec>(in Work work, int pixel, int end) where TVec : struct, IFloatVector<TVec>
     {
         int lanes = TVec.Count;
@@ -237,6 +239,7 @@ internal static unsafe class PointwiseKernel
         return end;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunRowTile<TVec>(in Work work, int pixel, int vectors) where TVec : struct, IFloatVector<TVec>
     {
         int pixels = vectors * TVec.Count;
@@ -254,6 +257,7 @@ internal static unsafe class PointwiseKernel
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunRowTileWithTail<TVec>(in Work work, int pixel, int vectors) where TVec : struct, IFloatVector<TVec>
     {
         int pixels = vectors * TVec.Count + 4;
@@ -277,6 +281,7 @@ internal static unsafe class PointwiseKernel
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunTile<TVec>(in Work work, int pixel, int vectors, int pixels) where TVec : struct, IFloatVector<TVec>
     {
         switch (vectors)
@@ -326,6 +331,7 @@ internal static unsafe class PointwiseKernel
     /// a 4-lane tail after them: a load and an FMA per vector and stored weight, one accumulator per vector (the JIT drops
     /// those past the count). The tail is 16-lane only; its weight is the low lanes of the broadcast one.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MicroTileRow<TVec, TVectors, TStart>(in Work work, PointwiseBlock* block, int pixel, bool last)
         where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant where TStart : struct, IStart
     {
@@ -400,6 +406,7 @@ internal static unsafe class PointwiseKernel
         Unsafe.BitCast<Vector128<float>, Float128>(Unsafe.BitCast<TVec, Vector512<float>>(vector).GetLower().GetLower());
 
     /// <summary>All channel blocks of the range over the <paramref name="pixels"/> at <paramref name="pixel"/>, held in <typeparamref name="TVectors"/> vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunTile<TVec, TVectors>(in Work work, int pixel, int pixels)
         where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
     {
@@ -411,6 +418,7 @@ internal static unsafe class PointwiseKernel
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunChunk<TVec, TVectors, TStart>(in Work work, int pixel, int pixels, int chunk)
         where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant where TStart : struct, IStart
     {
@@ -440,6 +448,7 @@ internal static unsafe class PointwiseKernel
     /// vectors (the last one shifted back to end at <paramref name="pixels"/> when they are not a whole number of vectors).
     /// Accumulator aXY is channel X, vector Y; the constant type arguments let the JIT drop the unused ones.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MicroTile<TVec, TVectors, TWidth, TStart>(in Work work, PointwiseBlock* block, int pixel, int pixels, bool last)
         where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant where TWidth : struct, IConstant where TStart : struct, IStart
     {

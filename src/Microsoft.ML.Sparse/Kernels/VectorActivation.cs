@@ -54,6 +54,7 @@ internal static class VectorActivation
         TVec.Max(TVec.Zero, TVec.Min(TVec.Broadcast(1f), TVec.MultiplyAdd(x, TVec.Broadcast(alpha), TVec.Broadcast(beta))));
 
     /// <summary>Applies the activation in place over <paramref name="count"/> floats, vector body then scalar tail.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static unsafe void ApplyInPlace<TVec>(float* data, int count, in Activation activation) where TVec : struct, IFloatVector<TVec>
     {
         if (activation.Kind == ActivationKind.None) return;
