@@ -4,7 +4,8 @@ using Microsoft.ML.Sparse.Benchmarks.EndToEnd;
 namespace Microsoft.ML.Sparse.Benchmarks;
 
 /// <summary>
-/// `e2e [--quick | --targets] [--model NAME]` runs the end-to-end comparison and writes docs/benchmarks/; `layers MODEL SPARSITY [--in-inference]` prints
+/// `e2e [--quick | --targets] [--model NAME]` runs the end-to-end comparison and writes docs/benchmarks/; `startup [--runs N]
+/// [--model NAME]` times load and first predictions in fresh processes (docs/benchmarks/startup-results.md); `layers MODEL SPARSITY [--in-inference]` prints
 /// where one inference spends its time, layer by layer; anything else goes to BenchmarkDotNet's switcher over every
 /// benchmark class here (e.g. --filter '*Pointwise*').
 /// </summary>
@@ -12,6 +13,8 @@ internal static class Program
 {
     private static int Main(string[] args)
     {
+        if (args.Length > 0 && args[0] == "startup-child") return Startup.StartupChild.Run(args[1..]);
+        if (args.Length > 0 && args[0] == "startup") return Startup.StartupRunner.Run(args[1..]);
         if (args.Length > 0 && args[0] == "e2e") return EndToEndRunner.Run(args[1..]);
         if (args.Length > 0 && args[0] == "layers") return LayerProfile.Run(args[1..]);
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

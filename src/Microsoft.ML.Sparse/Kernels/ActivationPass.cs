@@ -10,6 +10,7 @@ namespace Microsoft.ML.Sparse.Kernels;
 internal static unsafe class ActivationPass
 {
     /// <summary><c>destination[i] = activation(source[i])</c> for i in [0, count); the two may be the same buffer.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Apply<TVec>(float* source, float* destination, int count, in Activation activation) where TVec : struct, IFloatVector<TVec>
     {
         float alpha = activation.Alpha, beta = activation.Beta;
@@ -36,6 +37,7 @@ internal static unsafe class ActivationPass
     /// rows computed at a wider pitch. A row is written in whole vectors when the overhang lands on later rows (which are
     /// written afterwards), so nothing past the last row is touched; the source needs one vector of slack past its last row.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ApplyRows<TVec>(float* source, int sourcePitch, float* destination, int width, int rows, in Activation activation)
         where TVec : struct, IFloatVector<TVec>
     {
@@ -84,6 +86,7 @@ internal static unsafe class ActivationPass
             Rows<TVec, TFunction>(source, sourcePitch, destination, width, rows, alpha, beta);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Rows<TVec, TFunction>(float* source, int sourcePitch, float* destination, int width, int rows, float alpha, float beta)
         where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
@@ -111,6 +114,7 @@ internal static unsafe class ActivationPass
         where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction =>
         Loop<TVec, TFunction>(data, data, count, alpha, beta);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Loop<TVec, TFunction>(float* source, float* destination, int count, float alpha, float beta)
         where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {

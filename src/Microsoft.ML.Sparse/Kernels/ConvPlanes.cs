@@ -100,6 +100,7 @@ internal static unsafe class ConvPlanes
     /// channel into its phase planes (cleared by <see cref="Clear"/>); <paramref name="rowScratch"/> is the PaddedWidth
     /// floats after the last plane.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Build(float* channel, in ConvGeometry g, float* planes, float* rowScratch, int rowStart, int rowEnd)
     {
         int paddedWidth = g.PaddedWidth, phaseWidth = g.PhaseWidth, stride = g.StrideWidth;
@@ -155,6 +156,7 @@ internal static unsafe class ConvPlanes
     }
 
     /// <summary>General stride: plane q, column j = row[j * stride + q]; columns past the row are zero.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SplitPhases(float* row, int length, int stride, float* destination, long planeFloats)
     {
         int phaseWidth = (length + stride - 1) / stride;
@@ -219,6 +221,7 @@ internal static unsafe class ConvPlanes
     /// Points <paramref name="taps"/>[t] at tap t's source for output row 0, taps ordered (channel, ky, kx) like OIHW weights,
     /// over <paramref name="channels"/> consecutive channels' planes; output row oy reads <c>oy * PhaseWidth</c> further.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void FillTaps(float** taps, float* planes, in ConvGeometry g, int channels)
     {
         int t = 0;
@@ -232,6 +235,7 @@ internal static unsafe class ConvPlanes
     }
 
     /// <summary>Moves every tap pointer by <paramref name="floats"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Advance(float** taps, int count, long floats)
     {
         for (int t = 0; t < count; t++) taps[t] += floats;
@@ -247,6 +251,7 @@ internal static unsafe class TapRow
     /// with <see cref="Scalar"/> when the row is narrower than a vector. <typeparamref name="TFunction"/> is applied in
     /// registers before each store (the overlapping vector recomputes from the taps, so nothing is activated twice).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run<TVec, TFunction>(float** taps, int tapCount, float* weights, float bias, float* output, int width, float alpha, float beta)
         where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
@@ -265,6 +270,7 @@ internal static unsafe class TapRow
     /// Any tap count. Four vectors per step: each output's FMAs form a serial chain (4-cycle latency), so independent
     /// chains are what keeps the FMA units busy; each weight broadcast and tap pointer also serves four FMAs.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int RunGeneral<TVec, TFunction>(float** taps, int tapCount, float* weights, float bias, float* output, int x, int width, float alpha, float beta)
         where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
@@ -293,6 +299,7 @@ internal static unsafe class TapRow
     }
 
     /// <summary>3x3 (nine taps) with the weights held in registers, four independent vectors per step; the same summation order as <see cref="RunGeneral"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int Run3x3<TVec, TFunction>(float** taps, float* weights, float bias, float* output, int x, int width, float alpha, float beta)
         where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
@@ -330,6 +337,7 @@ internal static unsafe class TapRow
     /// FMAs and each weight broadcast four more, so loads stay at half the FMAs, and the 16 sums are independent chains.
     /// The ragged end as in <see cref="Run{TVec, TFunction}"/>; every output sums bias, then taps in order, as there.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RunFour<TVec, TFunction>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int width, float alpha, float beta)
         where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
@@ -340,6 +348,7 @@ internal static unsafe class TapRow
         else RunFourCore<Scalar, TFunction>(taps, tapCount, weights, bias, output, outputStride, x, width, alpha, beta);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int RunFourWide<TVec, TFunction>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int width, float alpha, float beta)
         where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
@@ -382,6 +391,7 @@ internal static unsafe class TapRow
         TFunction.Apply(a3, alpha, beta).Store(to + 3 * step);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int RunFourCore<TVec, TFunction>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int x, int width, float alpha, float beta)
         where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {

@@ -35,6 +35,7 @@ internal static unsafe class DepthwiseConvKernel
     /// weights <c>[C, KernelHeight, KernelWidth]</c>; <paramref name="scratch"/> holds <see cref="ScratchFloats"/> floats.
     /// Every path sums an output as bias, then taps in (ky, kx) order, so all give the same bits.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run<TVec>(float* input, float* output, float* weights, float* bias, in ConvGeometry g,
         int channelStart, int channelEnd, in Activation activation, float* scratch) where TVec : struct, IFloatVector<TVec>
     {
@@ -122,7 +123,7 @@ internal static unsafe class DepthwiseConvKernel
         /// Output rows <c>to + r * outWidth</c>, r &lt; <paramref name="rows"/> (4, or 1 for the last rows), reading tap t at
         /// <c>taps[t] + rowOffset + r * pitch</c>.
         /// </summary>
-        [MethodImpl(MethodImplOptions.NoInlining)]
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         private static void FourRows<TFunction>(float** taps, int tapCount, long rowOffset, int pitch, float* weights, float bias, float* to, int outWidth,
             float alpha, float beta, int rows = 4) where TFunction : struct, IActivationFunction
         {
@@ -246,7 +247,7 @@ internal static unsafe class DepthwiseConvKernel
         /// One output row of <paramref name="width"/> (at least a vector): tap rows ky = 0, 1, 2 at <paramref name="rows"/>,
         /// + <paramref name="oddRow"/> and + <paramref name="lastRow"/>.
         /// </summary>
-        [MethodImpl(MethodImplOptions.NoInlining)]
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         private static void OneRow<TFunction>(float* rows, nint oddRow, nint lastRow, ColumnTaps columns, float* weights, float bias, float* to, int width, float alpha, float beta)
             where TFunction : struct, IActivationFunction
         {
@@ -271,7 +272,7 @@ internal static unsafe class DepthwiseConvKernel
         /// the lanes past a row land on the next row's start and are rewritten by its store; the last row goes through
         /// scratch so nothing past the plane is written.
         /// </summary>
-        [MethodImpl(MethodImplOptions.NoInlining)]
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         private static void VectorRows<TFunction, TRows>(TRows rows, nint nextInput, float* scratch, float* weights, float* bias, float* output, nint nextOutput,
             int outHeight, int outWidth, float alpha, float beta) where TFunction : struct, IActivationFunction where TRows : struct, IPaddedRows
         {
@@ -373,7 +374,7 @@ internal static unsafe class DepthwiseConvKernel
         /// Stride-1 rows: padded rows 0..5 from <paramref name="rows"/>, one pitch apart; output row r sums rows r, r+1, r+2.
         /// Each stride has its own method (not inlined), so the JIT's inlining budget covers every helper in the loop.
         /// </summary>
-        [MethodImpl(MethodImplOptions.NoInlining)]
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         private static void FourRowsStride1<TFunction>(float* rows, nint pitch, ColumnTaps columns, float* weights, float bias, float* output, int outWidth, float alpha, float beta)
             where TFunction : struct, IActivationFunction
         {
@@ -408,7 +409,7 @@ internal static unsafe class DepthwiseConvKernel
         /// Stride-2 rows: padded row 2j is row j of the even row phase (from <paramref name="rows"/>), 2j + 1 row j of the odd one
         /// (<paramref name="oddRow"/> further); output row r sums padded rows 2r, 2r+1, 2r+2.
         /// </summary>
-        [MethodImpl(MethodImplOptions.NoInlining)]
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         private static void FourRowsStride2<TFunction>(float* rows, nint pitch, nint oddRow, ColumnTaps columns, float* weights, float bias, float* output, int outWidth, float alpha, float beta)
             where TFunction : struct, IActivationFunction
         {

@@ -24,6 +24,7 @@ internal static unsafe class DepthwiseFlatKernel
         g.OutWidth == g.InWidth && g.OutHeight * g.OutWidth <= MaxVectors * 16 && g.Taps <= MaxTaps;
 
     /// <summary>Channels [channelStart, channelEnd), as <see cref="DepthwiseConvKernel.Run{TVec}"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(float* input, float* output, float* weights, float* bias, in ConvGeometry g,
         int channelStart, int channelEnd, in Activation activation)
     {

@@ -28,6 +28,7 @@ internal static unsafe class DepthwiseLanesKernel
         2 * g.OutWidth > MaxLanes ? 0 : (g.PaddedHeight * g.PaddedWidth + g.Taps + 1 + g.OutHeight * g.OutWidth) * MaxLanes;
 
     /// <summary>Channels [channelStart, channelEnd), as <see cref="DepthwiseConvKernel.Run{TVec}"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run<TVec>(float* input, float* output, float* weights, float* bias, in ConvGeometry g,
         int channelStart, int channelEnd, in Activation activation, float* scratch) where TVec : struct, IFloatVector<TVec>
     {
@@ -102,6 +103,7 @@ internal static unsafe class DepthwiseLanesKernel
         }
 
         /// <summary>One channel's plane into lane j of the lane plane (<paramref name="to"/> points at lane j of its first interior pixel).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private static void TransposeIn(float* from, int height, int width, float* to, int rowPitch, int n)
         {
             for (int y = 0; y < height; y++, from += width, to += rowPitch)

@@ -29,6 +29,7 @@ internal static unsafe class DepthwiseStride1Kernel
         ((g.KernelHeight == 3 && g.KernelWidth == 3 && g.OutWidth >= 16) || (g.KernelHeight == 5 && g.KernelWidth == 5 && g.OutWidth >= MinWidth5x5));
 
     /// <summary>Channels [channelStart, channelEnd), as <see cref="DepthwiseConvKernel.Run{TVec}"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(float* input, float* output, float* weights, float* bias, in ConvGeometry g,
         int channelStart, int channelEnd, in Activation activation)
     {
@@ -64,6 +65,7 @@ internal static unsafe class DepthwiseStride1Kernel
     private readonly struct Rows(float* input, float* output, float* weights, float* bias, ConvGeometry g,
         int channelStart, int channelEnd, Activation activation) : IActivationConsumer
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run<TFunction>() where TFunction : struct, IActivationFunction
         {
             int outWidth = g.OutWidth, outHeight = g.OutHeight, vectors = (outWidth + 15) / 16;
@@ -149,6 +151,7 @@ internal static unsafe class DepthwiseStride1Kernel
     private readonly struct Columns5x5(float* input, float* output, float* weights, float* bias, ConvGeometry g,
         int channelStart, int channelEnd, Activation activation) : IActivationConsumer
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run<TFunction>() where TFunction : struct, IActivationFunction
         {
             int outWidth = g.OutWidth, vectors = (outWidth + 15) / 16;
@@ -176,7 +179,7 @@ internal static unsafe class DepthwiseStride1Kernel
         /// One output vector's column of rows of two channels (the second <paramref name="nextInput"/> / <paramref name="nextOutput"/>
         /// floats on). Padded row r (input row r - Top) finishes output row r - 4 and continues rows r - 3 .. r.
         /// </summary>
-        [MethodImpl(MethodImplOptions.NoInlining)]
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         private static void Column<TFunction>(float* plane, nint nextInput, float* to, nint nextOutput, in ConvGeometry g, in ColumnLoads low, in ColumnLoads high,
             float* w, float* u, float bias, float secondBias, in RowStores stores, float alpha, float beta) where TFunction : struct, IActivationFunction
         {

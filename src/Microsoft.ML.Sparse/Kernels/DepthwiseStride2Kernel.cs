@@ -30,6 +30,7 @@ internal static unsafe class DepthwiseStride2Kernel
         ((g.KernelHeight == 3 && g.KernelWidth == 3 && g.OutWidth <= MaxVectors * 16) || (g.KernelHeight == 5 && g.KernelWidth == 5 && g.OutWidth <= MaxVectors5x5 * 16));
 
     /// <summary>Channels [channelStart, channelEnd), as <see cref="DepthwiseConvKernel.Run{TVec}"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(float* input, float* output, float* weights, float* bias, in ConvGeometry g,
         int channelStart, int channelEnd, in Activation activation)
     {
@@ -64,6 +65,7 @@ internal static unsafe class DepthwiseStride2Kernel
     private readonly struct Rows(float* input, float* output, float* weights, float* bias, ConvGeometry g,
         int channelStart, int channelEnd, Activation activation) : IActivationConsumer
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run<TFunction>() where TFunction : struct, IActivationFunction
         {
             int outWidth = g.OutWidth, outHeight = g.OutHeight, vectors = (outWidth + 15) / 16;
@@ -148,6 +150,7 @@ internal static unsafe class DepthwiseStride2Kernel
     private readonly struct Columns5x5(float* input, float* output, float* weights, float* bias, ConvGeometry g,
         int channelStart, int channelEnd, Activation activation) : IActivationConsumer
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Run<TFunction>() where TFunction : struct, IActivationFunction
         {
             int outWidth = g.OutWidth, vectors = (outWidth + 15) / 16;
@@ -166,7 +169,7 @@ internal static unsafe class DepthwiseStride2Kernel
             }
         }
 
-        [MethodImpl(MethodImplOptions.NoInlining)]
+        [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         private static void Column<TFunction>(float* plane, nint nextInput, float* to, nint nextOutput, in ConvGeometry g, in ColumnLoads at,
             float* w, float* u, float bias, float secondBias, Vector512<float> storeMask, float alpha, float beta) where TFunction : struct, IActivationFunction
         {

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Microsoft.ML.Sparse.Kernels;
 
 /// <summary>
@@ -17,6 +19,7 @@ internal static unsafe class DirectConvKernel
     /// <c>[Cout, inChannels, KernelHeight, KernelWidth]</c>; <paramref name="scratch"/> holds <see cref="ScratchFloats"/> floats.
     /// Only the input rows those output rows read are copied into the planes, so threads splitting rows share no work.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run<TVec>(float* input, float* output, float* weights, float* bias, in ConvGeometry g, int inChannels, int outChannels,
         int rowStart, int rowEnd, in Activation activation, float* scratch) where TVec : struct, IFloatVector<TVec>
     {

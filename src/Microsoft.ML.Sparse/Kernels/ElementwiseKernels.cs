@@ -1,5 +1,6 @@
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using System.Runtime.CompilerServices;
 
 namespace Microsoft.ML.Sparse.Kernels;
 
@@ -23,6 +24,7 @@ internal readonly struct MultiplyOperation : IBinaryOperation
 internal static unsafe class ElementwiseKernels
 {
     /// <summary><c>output[i] = activation(op(a[i], b[i]))</c> for i in [start, end).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Binary<TVec, TOperation>(float* a, float* b, float* output, int start, int end, in Activation activation)
         where TVec : struct, IFloatVector<TVec> where TOperation : struct, IBinaryOperation
     {
@@ -40,6 +42,7 @@ internal static unsafe class ElementwiseKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int BinaryBlock<TVec, TOperation, TFunction>(float* a, float* b, float* output, int i, int end, float alpha, float beta)
         where TVec : struct, IFloatVector<TVec> where TOperation : struct, IBinaryOperation where TFunction : struct, IActivationFunction
     {
@@ -52,6 +55,7 @@ internal static unsafe class ElementwiseKernels
     /// <c>output[c, p] = input[c, p] * scale[c]</c> for channels [channelStart, channelEnd) (squeeze-and-excitation); the
     /// planes of input and output lie <paramref name="inputStride"/> and <paramref name="outputStride"/> floats apart.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ScaleChannels<TVec>(float* input, int inputStride, float* scale, float* output, int outputStride, int pixels, int channelStart, int channelEnd)
         where TVec : struct, IFloatVector<TVec>
     {
@@ -63,6 +67,7 @@ internal static unsafe class ElementwiseKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int ScaleBlock<TVec>(float* input, TVec scale, float* output, int p, int end) where TVec : struct, IFloatVector<TVec>
     {
         for (; p + TVec.Count <= end; p += TVec.Count) (TVec.Load(input + p) * scale).Store(output + p);
@@ -83,6 +88,7 @@ internal static unsafe class ElementwiseKernels
     }
 
     /// <summary>HWC to CHW for channels [channelStart, channelEnd): <c>output[c, p] = input[p, c]</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void TransposeHwcToChw(float* input, float* output, int channels, int pixels, int channelStart, int channelEnd)
     {
         for (int c = channelStart; c < channelEnd; c++)
@@ -97,6 +103,7 @@ internal static unsafe class ElementwiseKernels
     /// order, for channels [channelStart, channelEnd) and pixels [pixelStart, pixelEnd). Partial sum j starts
     /// <paramref name="partialFloats"/> x j floats after <paramref name="partials"/>; <paramref name="residual"/> may be null.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SumPartials<TVec>(float* partials, int count, long partialFloats, int partialStride, float* bias, float* residual, int residualStride,
         float* output, int outputStride, int channelStart, int channelEnd, int pixelStart, int pixelEnd, in Activation activation)
         where TVec : struct, IFloatVector<TVec>
@@ -111,6 +118,7 @@ internal static unsafe class ElementwiseKernels
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int SumPartialsBlock<TVec>(float* source, int count, long partialFloats, float bias, float* residual, float* output, int p, int end)
         where TVec : struct, IFloatVector<TVec>
     {

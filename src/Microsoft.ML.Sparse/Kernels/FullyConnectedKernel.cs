@@ -43,6 +43,7 @@ internal static unsafe class FullyConnectedKernel
     /// <see cref="Pack"/> made them; <paramref name="start"/> is a multiple of <see cref="PanelOutputs"/> and
     /// <paramref name="residual"/> may be null. Each output sums bias, then inputs in order, whatever the range or width.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run<TVec>(float* input, float* packedWeights, float* bias, float* residual, float* output,
         int inputs, int outputs, int start, int end, in Activation activation) where TVec : struct, IFloatVector<TVec>
     {
@@ -119,6 +120,7 @@ internal static unsafe class FullyConnectedKernel
     /// (<see cref="SparseRows"/>), in four interleaved partial sums so consecutive multiply-adds do not wait on each other.
     /// Same contract as <see cref="Run"/>; the per-output order depends only on the row, never on the range.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RunSparse<TVec>(float* input, SparseRows weights, float* bias, float* residual, float* output,
         int start, int end, in Activation activation) where TVec : struct, IFloatVector<TVec>
     {

@@ -133,6 +133,7 @@ internal static unsafe class PointwiseKernel
     /// <paramref name="values"/>, when not null, replaces the stored weights: <see cref="PointwiseWeights.StoredValueCount"/>
     /// floats laid out as theirs (the weights scaled per input channel, see <see cref="SqueezeExcitationFolding"/>).
     /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run(PointwiseWeights weights, float* input, float* output, float* residual, PlaneStrides strides,
         int pixelStart, int pixelCount, int channelStart, int channelEnd, in Activation activation, SimdWidth width, float* values = null)
     {
@@ -217,6 +218,7 @@ internal static unsafe class PointwiseKernel
     /// <paramref name="pixel"/> unchanged when fewer than one vector of pixels is left (a narrower width takes them).
     /// The last tile may shift its last vector back so it overlaps the one before instead of reading past the range.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int RunTiles<TVec, TFunction>(in Work work, int pixel, int end)
         where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
@@ -249,6 +251,7 @@ internal static unsafe class PointwiseKernel
         return end;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunRowTile<TVec, TFunction>(in Work work, int pixel, int vectors)
         where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
@@ -267,6 +270,7 @@ internal static unsafe class PointwiseKernel
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunRowTileWithTail<TVec, TFunction>(in Work work, int pixel, int vectors)
         where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
@@ -291,6 +295,7 @@ internal static unsafe class PointwiseKernel
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunTile<TVec, TFunction>(in Work work, int pixel, int vectors, int pixels)
         where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
@@ -341,6 +346,7 @@ internal static unsafe class PointwiseKernel
     /// a 4-lane tail after them: a load and an FMA per vector and stored weight, one accumulator per vector (the JIT drops
     /// those past the count). The tail is 16-lane only; its weight is the low lanes of the broadcast one.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MicroTileRow<TVec, TVectors, TStart, TFunction>(in Work work, PointwiseBlock* block, int pixel, bool last)
         where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant where TStart : struct, IStart where TFunction : struct, IActivationFunction
     {
@@ -417,6 +423,7 @@ internal static unsafe class PointwiseKernel
         Unsafe.BitCast<Vector128<float>, Float128>(Unsafe.BitCast<TVec, Vector512<float>>(vector).GetLower().GetLower());
 
     /// <summary>All channel blocks of the range over the <paramref name="pixels"/> at <paramref name="pixel"/>, held in <typeparamref name="TVectors"/> vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunTile<TVec, TVectors, TFunction>(in Work work, int pixel, int pixels)
         where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant where TFunction : struct, IActivationFunction
     {
@@ -428,6 +435,7 @@ internal static unsafe class PointwiseKernel
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunChunk<TVec, TVectors, TStart, TFunction>(in Work work, int pixel, int pixels, int chunk)
         where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant where TStart : struct, IStart where TFunction : struct, IActivationFunction
     {
@@ -457,6 +465,7 @@ internal static unsafe class PointwiseKernel
     /// vectors (the last one shifted back to end at <paramref name="pixels"/> when they are not a whole number of vectors).
     /// Accumulator aXY is channel X, vector Y; the constant type arguments let the JIT drop the unused ones.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MicroTile<TVec, TVectors, TWidth, TStart, TFunction>(in Work work, PointwiseBlock* block, int pixel, int pixels, bool last)
         where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant where TWidth : struct, IConstant where TStart : struct, IStart
         where TFunction : struct, IActivationFunction

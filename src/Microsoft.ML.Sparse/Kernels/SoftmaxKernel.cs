@@ -1,9 +1,12 @@
+using System.Runtime.CompilerServices;
+
 namespace Microsoft.ML.Sparse.Kernels;
 
 /// <summary>Numerically stable softmax over a whole tensor (subtracts the maximum before exponentiating).</summary>
 internal static unsafe class SoftmaxKernel
 {
     /// <summary><c>output[i] = exp(input[i] - max) / sum_j exp(input[j] - max)</c>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Run<TVec>(float* input, float* output, int length) where TVec : struct, IFloatVector<TVec>
     {
         float max = float.NegativeInfinity;
@@ -14,6 +17,7 @@ internal static unsafe class SoftmaxKernel
         for (int i = 0; i < length; i++) output[i] *= scale;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int ExpBlock<TVec>(float* input, float* output, TVec max, int i, int end, out float sum) where TVec : struct, IFloatVector<TVec>
     {
         TVec total = TVec.Zero;

@@ -29,6 +29,7 @@ internal static unsafe class Taps3x3
     /// For AVX-512 masked row loads from column <paramref name="first"/>: the lanes j whose column first + j lies in
     /// [0, <paramref name="width"/>) (the others are in the padding or past the row, read as zero and never touched).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static Vector512<float> ColumnsInRow(int first, int width)
     {
         Vector512<int> column = Vector512<int>.Indices + Vector512.Create(first);

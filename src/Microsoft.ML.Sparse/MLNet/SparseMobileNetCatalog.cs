@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Microsoft.ML.Sparse;
 
 namespace Microsoft.ML;
@@ -6,11 +7,18 @@ namespace Microsoft.ML;
 /// <c>mlContext.Transforms.ScoreSparseMobileNet(...)</c>: a drop-in for <c>ApplyOnnxModel</c> that scores pruned
 /// MobileNet-family ONNX models with the sparse CHW engine.
 /// </summary>
+/// <remarks>
+/// ML.NET builds pipelines and data views with reflection and run-time code generation, so this face of the library
+/// is for JIT apps only; trimmed and Native AOT apps use <see cref="SparseModel"/> directly (docs/design.md, "Native AOT").
+/// </remarks>
 public static class SparseMobileNetCatalog
 {
+    private const string NotTrimmable = "ML.NET uses reflection and run-time code generation, which trimming and Native AOT do not support; use SparseModel without ML.NET there.";
     /// <summary>Scores the model with column names taken from the graph's input and output names, as <c>ApplyOnnxModel(modelFile)</c> does.</summary>
     /// <param name="catalog">The transforms catalog.</param>
     /// <param name="modelFile">Path of the ONNX model.</param>
+    [RequiresUnreferencedCode(NotTrimmable)]
+    [RequiresDynamicCode(NotTrimmable)]
     public static SparseMobileNetEstimator ScoreSparseMobileNet(this TransformsCatalog catalog, string modelFile) =>
         ScoreSparseMobileNet(catalog, new SparseMobileNetOptions { ModelFile = modelFile });
 
@@ -19,6 +27,8 @@ public static class SparseMobileNetCatalog
     /// <param name="outputColumnName">Column receiving the model output (a float vector).</param>
     /// <param name="inputColumnName">Column holding the model input: a known-size float vector, e.g. from <c>ExtractPixels</c>.</param>
     /// <param name="modelFile">Path of the ONNX model.</param>
+    [RequiresUnreferencedCode(NotTrimmable)]
+    [RequiresDynamicCode(NotTrimmable)]
     public static SparseMobileNetEstimator ScoreSparseMobileNet(this TransformsCatalog catalog, string outputColumnName, string inputColumnName, string modelFile) =>
         ScoreSparseMobileNet(catalog, new SparseMobileNetOptions { ModelFile = modelFile, OutputColumnName = outputColumnName, InputColumnName = inputColumnName });
 
@@ -31,6 +41,8 @@ public static class SparseMobileNetCatalog
     /// <param name="inputColumnNames">The one input column.</param>
     /// <param name="modelFile">Path of the ONNX model.</param>
     /// <exception cref="ArgumentException">An array does not hold exactly one name.</exception>
+    [RequiresUnreferencedCode(NotTrimmable)]
+    [RequiresDynamicCode(NotTrimmable)]
     public static SparseMobileNetEstimator ScoreSparseMobileNet(this TransformsCatalog catalog, string[] outputColumnNames, string[] inputColumnNames, string modelFile)
     {
         ArgumentNullException.ThrowIfNull(outputColumnNames);
@@ -46,6 +58,8 @@ public static class SparseMobileNetCatalog
     /// <param name="catalog">The transforms catalog.</param>
     /// <param name="options">The options; exactly one model source must be set.</param>
     /// <exception cref="ArgumentException">No model source or more than one is set, or a tensor name does not match the model.</exception>
+    [RequiresUnreferencedCode(NotTrimmable)]
+    [RequiresDynamicCode(NotTrimmable)]
     public static SparseMobileNetEstimator ScoreSparseMobileNet(this TransformsCatalog catalog, SparseMobileNetOptions options)
     {
         ArgumentNullException.ThrowIfNull(catalog);

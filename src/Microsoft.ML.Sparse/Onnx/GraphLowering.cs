@@ -31,6 +31,7 @@ internal sealed class GraphLowering
         var initializers = new Dictionary<string, OnnxTensor>();
         foreach (var tensor in file.Graph.Initializer) initializers[tensor.Name] = file.ReadTensor(tensor);
         foreach (var sparse in file.Graph.SparseInitializer) initializers[sparse.Values?.Name ?? ""] = file.ReadSparseTensor(sparse);
+        file.ReleaseInitializers();
 
         var lowering = new GraphLowering(file, CreateGraph(file, initializers, inputShape));
         foreach (var (name, tensor) in initializers) lowering._constants[name] = tensor;

@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using System.IO.MemoryMappedFiles;
+using System.Runtime.InteropServices;
 using Google.Protobuf;
 using Microsoft.ML.Sparse.Onnx.Schema;
 
@@ -8,13 +10,10 @@ namespace Microsoft.ML.Sparse.Onnx;
 /// A parsed ONNX model plus where it came from: the source name used in every error message, and the folder that
 /// external tensor data is resolved against (only when the model was loaded from a file).
 /// </summary>
-internal sealed class OnnxModelFile
+internal sealed unsafe class OnnxModelFile
 {
     /// <summary>Default-domain opsets whose operator semantics the importer implements.</summary>
     public const int MinOpset = 7, MaxOpset = 21;
-
-    /// <summary>Protobuf nesting depth allowed; ONNX models nest a few levels (model, graph, node, attribute, tensor).</summary>
-    private const int RecursionLimit = 64;
 
     private OnnxModelFile(ModelProto model, string source, string? directory, int opset)
     {
@@ -41,29 +40,50 @@ internal sealed class OnnxModelFile
     {
         string fullPath = Path.GetFullPath(path);
         if (!File.Exists(fullPath)) throw new FileNotFoundException($"ONNX model '{fullPath}' not found.", fullPath);
-        using var stream = new FileStream(fullPath, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16);
-        return Parse(stream, fullPath, Path.GetDirectoryName(fullPath));
+        using var file = new FileStream(fullPath, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+        if (!file.CanSeek || file.Length == 0 || file.Length > int.MaxValue) // a protobuf message is under 2 GiB; let the parser word the error
+            return Parse(ReadAll(file), fullPath, Path.GetDirectoryName(fullPath));
+        // Parsed straight from the mapped file: the weights are copied once, into the parsed tensors, where a stream
+        // would go through its buffer and protobuf's chunked copy of every large field (two more copies of the weights).
+        using var mapping = MemoryMappedFile.CreateFromFile(file, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
+        using var view = mapping.CreateViewAccessor(0, file.Length, MemoryMappedFileAccess.Read);
+        byte* start = null;
+        view.SafeMemoryMappedViewHandle.AcquirePointer(ref start);
+        try
+        {
+            return Parse(new ReadOnlySpan<byte>(start + view.PointerOffset, (int)file.Length), fullPath, Path.GetDirectoryName(fullPath));
+        }
+        finally
+        {
+            view.SafeMemoryMappedViewHandle.ReleasePointer();
+        }
     }
 
     public static OnnxModelFile Read(Stream stream)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        return Parse(stream, "(stream)", directory: null);
+        return Parse(ReadAll(stream), "(stream)", directory: null);
     }
 
-    public static OnnxModelFile Read(ReadOnlyMemory<byte> bytes)
+    public static OnnxModelFile Read(ReadOnlyMemory<byte> bytes) => Parse(bytes.Span, "(bytes)", directory: null);
+
+    private static ReadOnlySpan<byte> ReadAll(Stream stream)
     {
-        using var stream = new ReadOnlyMemoryStream(bytes);
-        return Parse(stream, "(bytes)", directory: null);
+        using var buffer = new MemoryStream();
+        stream.CopyTo(buffer);
+        return buffer.GetBuffer().AsSpan(0, (int)buffer.Length);
     }
 
-    private static OnnxModelFile Parse(Stream stream, string source, string? directory)
+    /// <summary>
+    /// Parses the bytes of a model in memory, with protobuf's default nesting limit (100; ONNX models nest a few levels:
+    /// model, graph, node, attribute, tensor).
+    /// </summary>
+    private static OnnxModelFile Parse(ReadOnlySpan<byte> bytes, string source, string? directory)
     {
         ModelProto model;
         try
         {
-            using var input = CodedInputStream.CreateWithLimits(stream, int.MaxValue, RecursionLimit);
-            model = ModelProto.Parser.ParseFrom(input);
+            model = ModelProto.Parser.ParseFrom(bytes);
         }
         catch (InvalidProtocolBufferException e)
         {
@@ -81,6 +101,16 @@ internal sealed class OnnxModelFile
             throw new UnsupportedOnnxModelException(source, null, null,
                 $"default-domain opset {defaultOpset.Version} is not supported; supported: opsets {MinOpset} to {MaxOpset}.");
         return new OnnxModelFile(model, source, directory, (int)defaultOpset.Version);
+    }
+
+    /// <summary>
+    /// Drops the initializers' bytes once they are decoded (<see cref="GraphLowering"/>), so the protobuf copy of the weights
+    /// can be collected while the rest of the load runs.
+    /// </summary>
+    public void ReleaseInitializers()
+    {
+        Graph.Initializer.Clear();
+        Graph.SparseInitializer.Clear();
     }
 
     public InvalidOnnxModelException Invalid(string message, Exception? inner = null) => new(Source, message, inner);
@@ -218,6 +248,8 @@ internal sealed class OnnxModelFile
     {
         int size = ElementSize(type)!.Value;
         int count = bytes.Length / size;
+        if (type == TensorProto.Types.DataType.Float && BitConverter.IsLittleEndian)
+            return OnnxTensor.FromFloats(dims, MemoryMarshal.Cast<byte, float>(bytes).ToArray());
         if (IsFloatType(type))
         {
             var floats = new float[count];
@@ -284,31 +316,4 @@ internal sealed class OnnxModelFile
     }
 
     private static float BFloat16ToFloat(ushort bits) => BitConverter.Int32BitsToSingle(bits << 16);
-
-    /// <summary>A read-only stream over memory, so bytes parse through the same size- and depth-limited path as files.</summary>
-    private sealed class ReadOnlyMemoryStream(ReadOnlyMemory<byte> memory) : Stream
-    {
-        private int _position;
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => memory.Length;
-        public override long Position { get => _position; set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-        public override int Read(Span<byte> buffer)
-        {
-            int count = Math.Min(buffer.Length, memory.Length - _position);
-            memory.Span.Slice(_position, count).CopyTo(buffer);
-            _position += count;
-            return count;
-        }
-
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    }
 }

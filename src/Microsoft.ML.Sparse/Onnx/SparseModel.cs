@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 using Microsoft.ML.Sparse.Onnx;
 
 namespace Microsoft.ML.Sparse;
@@ -19,6 +18,15 @@ public sealed class SparseModelOptions
     /// <summary>Fixes the input's dynamic dimensions, NCHW including batch (e.g. [1, 3, 224, 224]); null takes the file's shape, with batch 1.</summary>
     /// <remarks>For an NHWC model (input followed by Transpose [0,3,1,2]) the dims are in the file's NHWC order. The batch entry is ignored: <see cref="SparseModel.Run"/> takes any number of images.</remarks>
     public IReadOnlyList<int>? InputShape { get; set; }
+
+    /// <summary>
+    /// Runs one inference on a zero image at the end of the load, so the kernels the plan uses are compiled (at full
+    /// optimization) before the first prediction instead of during it (under Native AOT, where nothing is compiled at run
+    /// time, it still takes the first touch of the code and of fresh memory out of the first prediction). Default: true. It
+    /// costs one inference at load; with one thread its workspace is the first <see cref="SparseModel.CreateWorkspace"/> returns.
+    /// Plans whose workspace exceeds 16 MiB (large images) are not warmed up. See docs/design.md, "Warm-up".
+    /// </summary>
+    public bool WarmUp { get; set; } = true;
 }
 
 /// <summary>
@@ -32,18 +40,24 @@ public sealed class SparseModelOptions
 /// </remarks>
 public sealed class SparseModel
 {
-    private readonly OnnxModelFile _file;
-    private readonly LoweredGraph _graph;
+    /// <summary>The first lines of <see cref="Describe"/>; the parsed file and the lowered graph are not kept (only the plan is).</summary>
+    private readonly string _header;
 
     private SparseModel(OnnxModelFile file, LoweredGraph graph, SparseNetwork network)
     {
-        _file = file;
-        _graph = graph;
         Network = network;
+        InputName = graph.InputName;
+        OutputName = graph.OutputName;
+        InputLength = graph.InputShape.Length;
+        OutputLength = graph.OutputShape.Length;
         var input = graph.InputShape;
         InputShape = graph.InputIsHwc ? [input.Height, input.Width, input.Channels] : [input.Channels, input.Height, input.Width];
         var output = graph.OutputShape;
         OutputShape = output.Flat ? [output.Length] : [output.Channels, output.Height, output.Width];
+        var model = file.Model;
+        _header = string.Create(CultureInfo.InvariantCulture,
+                $"Model: {file.Source} (graph '{model.Graph.Name}', producer {model.ProducerName} {model.ProducerVersion}, IR {model.IrVersion}, opset {file.Opset}){Environment.NewLine}")
+            + $"Input: '{InputName}' [N,{string.Join(",", InputShape)}] {(graph.InputIsHwc ? "NHWC" : "NCHW")}; output: '{OutputName}' [N,{string.Join(",", OutputShape)}]{Environment.NewLine}";
     }
 
     /// <summary>Loads an ONNX file (with external data beside it, if it has any).</summary>
@@ -79,6 +93,15 @@ public sealed class SparseModel
     private static SparseModel Import(OnnxModelFile file, SparseModelOptions? options, CancellationToken cancellationToken)
     {
         options ??= new SparseModelOptions();
+        // Warmed up once Plan has returned: the lowered graph and its dense weights are garbage by then, so a collection
+        // the warm-up's workspace triggers can reclaim them.
+        SparseModel model = Plan(file, options, cancellationToken);
+        if (options.WarmUp) model.Network.WarmUp();
+        return model;
+    }
+
+    private static SparseModel Plan(OnnxModelFile file, SparseModelOptions options, CancellationToken cancellationToken)
+    {
         var graph = Lower(file, options.InputShape, cancellationToken);
         var networkOptions = new SparseNetworkOptions
         {
@@ -86,22 +109,24 @@ public sealed class SparseModel
             SparseThreshold = options.SparseThreshold,
             MaxSimdWidth = options.MaxSimdWidth,
         };
+        SparseNetwork network;
         try
         {
-            return new SparseModel(file, graph, NetworkEmitter.Emit(graph, networkOptions, cancellationToken));
+            network = NetworkEmitter.Emit(graph, networkOptions, cancellationToken);
         }
         catch (NotSupportedException e)
         {
             // Engine limits (tensor and arena sizes, direct-conv taps) reached by a model the lowering accepted.
             throw new UnsupportedOnnxModelException(file.Source, null, null, e.Message);
         }
+        return new SparseModel(file, graph, network);
     }
 
     /// <summary>Name of the graph input.</summary>
-    public string InputName => _graph.InputName;
+    public string InputName { get; }
 
     /// <summary>Name of the graph output.</summary>
-    public string OutputName => _graph.OutputName;
+    public string OutputName { get; }
 
     /// <summary>Input shape of one image, without batch (e.g. [3, 224, 224], or [224, 224, 3] for NHWC models).</summary>
     public IReadOnlyList<int> InputShape { get; }
@@ -110,10 +135,10 @@ public sealed class SparseModel
     public IReadOnlyList<int> OutputShape { get; }
 
     /// <summary>Floats per image in the input.</summary>
-    public int InputLength => _graph.InputShape.Length;
+    public int InputLength { get; }
 
     /// <summary>Floats per image in the output.</summary>
-    public int OutputLength => _graph.OutputShape.Length;
+    public int OutputLength { get; }
 
     /// <summary>The planned engine network.</summary>
     public SparseNetwork Network { get; }
@@ -136,13 +161,5 @@ public sealed class SparseModel
     }
 
     /// <summary>Layer-by-layer summary: shapes, sparsity, chosen kernel, dense vs sparse MACs.</summary>
-    public string Describe()
-    {
-        var model = _file.Model;
-        var text = new StringBuilder();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Model: {_file.Source} (graph '{model.Graph.Name}', producer {model.ProducerName} {model.ProducerVersion}, IR {model.IrVersion}, opset {_file.Opset})");
-        text.AppendLine(CultureInfo.InvariantCulture, $"Input: '{InputName}' [N,{string.Join(",", InputShape)}] {(_graph.InputIsHwc ? "NHWC" : "NCHW")}; output: '{OutputName}' [N,{string.Join(",", OutputShape)}]");
-        text.Append(Network.Describe());
-        return text.ToString();
-    }
+    public string Describe() => _header + Network.Describe();
 }

@@ -42,6 +42,7 @@ internal sealed unsafe class FusedPointwiseDepthwiseLayer : PointwiseDepthwisePa
 
     protected override int MiddleFloats => (int)Math.Min(int.MaxValue / 2, (long)Pointwise.Output.Channels * _bandPlane);
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public override void Run<TVec>(TensorTable tensors, float* scratch, int part, int parts)
     {
         ConvGeometry g = _geometry;

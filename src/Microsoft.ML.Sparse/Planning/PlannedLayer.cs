@@ -47,7 +47,7 @@ internal abstract unsafe class PlannedLayer(string name, string kind, TensorHand
     protected int OutputStride(TensorTable tensors) => tensors.PlaneStride(Output);
 
     /// <summary>Fraction of exact zeros.</summary>
-    protected static float ZeroFraction(float[] weights) => weights.Length == 0 ? 0f : (float)weights.Count(w => w == 0f) / weights.Length;
+    protected static float ZeroFraction(float[] weights) => weights.Length == 0 ? 0f : (float)weights.AsSpan().Count(0f) / weights.Length;
 
     /// <summary>Copies weights into a pinned array (kernels take raw pointers to it for the network's lifetime).</summary>
     public static float[] Pin(ReadOnlySpan<float> values)
@@ -257,22 +257,31 @@ internal sealed unsafe class FullyConnectedLayer : PlannedLayer
     /// </summary>
     public const float SparseGemvMinimumSparsity = 0.85f;
 
-    private readonly float[] _weights, _bias;
+    /// <summary>The dense weights, until <see cref="Prepare"/>: the prepared layer keeps only the form it runs (packed or sparse rows).</summary>
+    private readonly float[]? _weights;
+    private readonly float[] _bias;
     private readonly float[]? _packed;
     private readonly SparseRows? _sparseRows;
     private readonly Activation _activation;
     private readonly float _sparsity;
 
-    public FullyConnectedLayer(string name, string kind, TensorHandle[] inputs, TensorHandle output, float[] weights, float[] bias, Activation activation,
-        bool sparse = false)
+    public FullyConnectedLayer(string name, string kind, TensorHandle[] inputs, TensorHandle output, float[] weights, float[] bias, Activation activation)
         : base(name, kind, inputs, output)
     {
         _weights = weights;
-        if (sparse) _sparseRows = new SparseRows(weights, output.Channels, inputs[0].Length);
-        else _packed = FullyConnectedKernel.Pack(weights, output.Channels, inputs[0].Length);
         _bias = bias;
         _activation = activation;
         _sparsity = ZeroFraction(weights);
+    }
+
+    private FullyConnectedLayer(FullyConnectedLayer layer, bool sparse)
+        : base(layer.Name, layer.Kind, layer.Inputs, layer.Output)
+    {
+        if (sparse) _sparseRows = new SparseRows(layer._weights!, layer.Output.Channels, layer.Inputs[0].Length);
+        else _packed = FullyConnectedKernel.Pack(layer._weights!, layer.Output.Channels, layer.Inputs[0].Length);
+        _bias = layer._bias;
+        _activation = layer._activation;
+        _sparsity = layer._sparsity;
     }
 
     public override float Sparsity => _sparsity;
@@ -284,9 +293,7 @@ internal sealed unsafe class FullyConnectedLayer : PlannedLayer
     public override long ExecutedMacs => _sparseRows?.NonZeroCount ?? DenseMacs;
 
     public override PlannedLayer Prepare(SparseNetworkOptions options) =>
-        _sparseRows == null && _sparsity >= Math.Max(options.SparseThreshold, SparseGemvMinimumSparsity)
-            ? new FullyConnectedLayer(Name, Kind, Inputs, Output, _weights, _bias, _activation, sparse: true)
-            : this;
+        _weights is null ? this : new FullyConnectedLayer(this, sparse: _sparsity >= Math.Max(options.SparseThreshold, SparseGemvMinimumSparsity));
 
     public override void Run<TVec>(TensorTable tensors, float* scratch, int part, int parts)
     {
@@ -294,9 +301,10 @@ internal sealed unsafe class FullyConnectedLayer : PlannedLayer
         float* residual = Inputs.Length > 1 ? InputOf(tensors, 1) : null;
         if (_sparseRows != null)
             FullyConnectedKernel.RunSparse<TVec>(InputOf(tensors), _sparseRows, Address(_bias), residual, OutputOf(tensors), start, end, _activation);
-        else
-            FullyConnectedKernel.Run<TVec>(InputOf(tensors), Address(_packed!), Address(_bias), residual, OutputOf(tensors),
+        else if (_packed != null)
+            FullyConnectedKernel.Run<TVec>(InputOf(tensors), Address(_packed), Address(_bias), residual, OutputOf(tensors),
                 Inputs[0].Length, Output.Channels, start, end, _activation);
+        else throw new InvalidOperationException($"Layer '{Name}' was not prepared.");
     }
 }
 

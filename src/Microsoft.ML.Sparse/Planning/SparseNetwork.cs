@@ -59,7 +59,10 @@ public sealed class SparseNetwork
     /// Allocates the activation arena (and starts <c>Options.Threads - 1</c> background worker threads) for one concurrent caller.
     /// Dispose the workspace to stop its workers.
     /// </summary>
-    public SparseWorkspace CreateWorkspace() => new(this);
+    public SparseWorkspace CreateWorkspace() => Interlocked.Exchange(ref _warmWorkspace, null) ?? new(this);
+
+    /// <summary>The one-thread workspace <see cref="WarmUp"/> ran in, handed to the first caller of <see cref="CreateWorkspace"/>.</summary>
+    private SparseWorkspace? _warmWorkspace;
 
     /// <summary>
     /// Runs one image: <paramref name="input"/> has <c>InputShape.Length</c> floats, <paramref name="output"/> receives <c>OutputShape.Length</c>.
@@ -87,6 +90,36 @@ public sealed class SparseNetwork
             // The input is only read: no layer writes to its input tensors.
             workspace.Execute(inputPointer, outputPointer);
         }
+    }
+
+    /// <summary>
+    /// Largest workspace (activations and scratch, in floats: 16 MiB) that <see cref="WarmUp"/> allocates and runs. Bigger
+    /// plans (large images) spend far longer in each inference than in compiling the kernels, so they are not warmed up.
+    /// </summary>
+    internal const long WarmUpMaxFloats = 4 << 20;
+
+    /// <summary>
+    /// Runs one inference on a zero image, so the JIT compiles every kernel instantiation this plan runs (the kernels are
+    /// marked for full optimization, so that is their final code) before the caller's first inference. With one thread
+    /// the workspace it ran in (its memory now touched) becomes the first one <see cref="CreateWorkspace"/> returns; a
+    /// multi-threaded one is disposed, so no worker threads outlive a network nobody scores with. Best effort: a layer
+    /// that fails here fails the caller's first inference the same way. See docs/design.md, "Warm-up".
+    /// </summary>
+    internal void WarmUp()
+    {
+        if (ActivationFloats + (long)Threads * ScratchFloatsPerThread > WarmUpMaxFloats) return;
+        var workspace = new SparseWorkspace(this);
+        try
+        {
+            Run(new float[_input.Length], new float[_output.Length], workspace);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            workspace.Dispose();
+            return;
+        }
+        if (Threads == 1) _warmWorkspace = workspace;
+        else workspace.Dispose();
     }
 
     /// <summary>A table of layers, shapes, sparsity, chosen kernel and dense vs executed MACs, with totals.</summary>

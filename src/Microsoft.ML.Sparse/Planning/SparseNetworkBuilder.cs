@@ -75,7 +75,8 @@ public sealed class SparseNetworkBuilder
             Check(r, layer);
             RequireShape(layer, "residual", r, outChannels, x.Height, x.Width);
         }
-        float[] w = PlannedLayer.Pin(weights), b = PinBias(bias, outChannels);
+        // Not pinned: Prepare converts the dense weights into the kernel's own format.
+        float[] w = weights.ToArray(), b = PinBias(bias, outChannels);
         return Add(output => new PointwiseSpec(layer, x, output, w, b, activation, residual), outChannels, x.Height, x.Width);
     }
 

@@ -96,11 +96,8 @@ public class EndToEndBenchmarks
         _sparseEngine = ml.Model.CreatePredictionEngine<PixelInput, ScoreOutput>(sparse, inputSchemaDefinition: schema, outputSchemaDefinition: outputSchema);
         _row = new PixelInput { Pixels = _input };
 
-        // The engine's kernels are generic methods the JIT compiles in tiers: run them past the first tier here, or a slow
-        // first call can make the pilot stage time one call per iteration of first-tier code (a run read 30.8 ms for a
-        // case that takes 6.4).
-        TieredJit.WarmUp(() => _sparse.Run(_input, _output, _workspace));
-        TieredJit.WarmUp(() => _sparseEngine.Predict(_row, ref _score));
+        // No warm-up of our own: SparseModel.Load runs one inference, and the kernels are compiled at full optimization
+        // from the start (docs/design.md, "Warm-up"), so BenchmarkDotNet's pilot and warm-up stages see final code.
     }
 
     [GlobalCleanup]
