@@ -51,10 +51,12 @@ internal sealed class OnnxModelFile
         return Parse(stream, "(stream)", directory: null);
     }
 
-    public static OnnxModelFile Read(ReadOnlyMemory<byte> bytes)
+    /// <param name="bytes">The model.</param>
+    /// <param name="source">What errors call the model: the path the bytes were read from, if any.</param>
+    public static OnnxModelFile Read(ReadOnlyMemory<byte> bytes, string source = "(bytes)")
     {
         using var stream = new ReadOnlyMemoryStream(bytes);
-        return Parse(stream, "(bytes)", directory: null);
+        return Parse(stream, source, directory: null);
     }
 
     private static OnnxModelFile Parse(Stream stream, string source, string? directory)
