@@ -86,6 +86,7 @@ internal sealed class Row
 
 internal sealed class Scores
 {
+    [ColumnName("output")]
     [VectorType(10)]
     public float[] Output { get; set; } = [];
 }
