@@ -79,9 +79,9 @@ public class DisposalTests
             }
         })).ToArray();
         foreach (var thread in threads) thread.Start();
-        SpinWait.SpinUntil(() => Volatile.Read(ref scored) >= 20, TimeSpan.FromMinutes(1));
+        SpinWait.SpinUntil(() => Volatile.Read(ref scored) >= 20, Infrastructure.TestTimeouts.Scaled(TimeSpan.FromMinutes(1)));
         model.Dispose();
-        foreach (var thread in threads) Assert.True(thread.Join(TimeSpan.FromMinutes(1)), "a scoring thread did not stop after the dispose");
+        foreach (var thread in threads) Assert.True(thread.Join(Infrastructure.TestTimeouts.Scaled(TimeSpan.FromMinutes(1))), "a scoring thread did not stop after the dispose");
         Assert.Empty(failures);
         Assert.True(scored >= 20, $"only {scored} inferences before the dispose");
     }
