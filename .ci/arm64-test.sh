@@ -35,7 +35,7 @@ echo "== arm64 leg: Kernels and Engine tests under qemu"
 start=$(date +%s)
 # W^X double-maps JIT code, which qemu user mode does not support. Emulation is 10-30x slower: timeouts scale by 30.
 set +e
-(cd "$bin" && DOTNET_EnableWriteXorExecute=0 MLSPARSE_TEST_TIMEOUT_SCALE=30 timeout "${ARM64_TEST_TIMEOUT:-1500}" \
+(cd "$bin" && DOTNET_EnableWriteXorExecute=0 MLSPARSE_TEST_TIMEOUT_SCALE=30 timeout "${ARM64_TEST_TIMEOUT:-1200}" \
   qemu-aarch64-static ./Microsoft.ML.Sparse.Tests -namespace Microsoft.ML.Sparse.Tests.Kernels -namespace Microsoft.ML.Sparse.Tests.Engine \
   -noColor -xml "$work/results.xml") > "$work/run.log" 2>&1
 code=$?
