@@ -1,5 +1,5 @@
+using System.CommandLine;
 using System.Diagnostics;
-using System.Globalization;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Sparse;
@@ -9,25 +9,57 @@ using Microsoft.ML.Transforms.Onnx;
 namespace SparseMobileNet.Commands;
 
 /// <summary>
-/// classify [imageFolder] [model.onnx] [--labels file] [--sparsity 0.9]: prunes a copy of the model and prints, per
-/// image, the top-5 classes and the PredictionEngine latency of ApplyOnnxModel (dense), ApplyOnnxModel (pruned) and
-/// ScoreSparseMobileNet (pruned), then the median latencies and speed-ups.
+/// <c>mlsparse classify [imageFolder] [model.onnx] [--labels file] [--sparsity 0.9]</c>: prunes a copy of the model
+/// and prints, per image, the top-5 classes and the PredictionEngine latency of ApplyOnnxModel (dense), ApplyOnnxModel
+/// (pruned) and ScoreSparseMobileNet (pruned), then the median latencies and speed-ups. Without arguments it runs on
+/// ../shared beside the repository, or on a generated model and images.
 /// </summary>
-internal static class ClassifyCommand
+internal sealed class ClassifyCommand
 {
     private const int TimedRepeats = 5;
 
-    public static int Run(string[] args)
+    private readonly Argument<DirectoryInfo> _images = new Argument<DirectoryInfo>("images")
     {
-        var (imageFolder, modelFile, labelsFile, sparsity) = ParseArguments(args);
-        using var inputs = ClassifyInputs.Resolve(imageFolder, modelFile, labelsFile);
+        Description = "Folder of .bmp/.jpg/.png images (default: ../shared/images, or generated images)",
+        Arity = ArgumentArity.ZeroOrOne,
+    }.AcceptExistingOnly();
+    private readonly Argument<FileInfo> _model = new Argument<FileInfo>("model")
+    {
+        Description = "Dense ONNX model to prune and compare (default: ../shared's MobileNet v1, or a generated one)",
+        Arity = ArgumentArity.ZeroOrOne,
+    }.AcceptExistingOnly();
+    private readonly Option<FileSystemInfo> _labels = new Option<FileSystemInfo>("--labels")
+    {
+        Description = "Class names: a JSON array or one name per line, or a folder holding ../shared/labels' files",
+    }.AcceptExistingOnly();
+    private readonly Option<float> _sparsity = CommonOptions.Sparsity(required: false);
+
+    public static Command Create(CommandContext context)
+    {
+        var classify = new ClassifyCommand();
+        var command = new Command("classify",
+            "Prune a copy of a MobileNet and compare ApplyOnnxModel (dense and pruned) with ScoreSparseMobileNet on a folder of images: top-5 and latency")
+        {
+            classify._images, classify._model, classify._labels, classify._sparsity,
+        };
+        MLSparseCli.SetHandler(command, context, parsed => classify.Run(parsed, context));
+        return command;
+    }
+
+    private int Run(ParseResult parsed, CommandContext context)
+    {
+        float sparsity = parsed.GetValue(_sparsity);
+        var output = context.Output;
+        using var inputs = ClassifyInputs.Resolve(parsed.GetValue(_images)?.FullName, parsed.GetValue(_model)?.FullName, parsed.GetValue(_labels)?.FullName, output);
         var mlContext = new MLContext(seed: 1);
 
         string prunedFile = Path.Combine(inputs.WorkFolder, "pruned.onnx");
-        var report = OnnxPruner.Prune(inputs.ModelFile, prunedFile, new PruningOptions { TargetSparsity = sparsity });
-        var sparseModel = SparseModel.Load(prunedFile, new SparseModelOptions { Threads = 1 });
-        Console.WriteLine($"Model {inputs.ModelFile}: input '{sparseModel.InputName}' [{string.Join(", ", sparseModel.InputShape)}], output '{sparseModel.OutputName}' [{string.Join(", ", sparseModel.OutputShape)}]");
-        Console.WriteLine($"Pruned copy: {report.PrunedLayersSparsity:P1} sparsity in the pruned layers ({report.OverallSparsityAfter:P1} of all weights), no fine-tuning.");
+        PruningReport report;
+        using (context.Progress(parsed, $"Pruning {Path.GetFileName(inputs.ModelFile)}"))
+            report = OnnxPruner.Prune(inputs.ModelFile, prunedFile, new PruningOptions { TargetSparsity = sparsity });
+        using var sparseModel = SparseModel.Load(prunedFile, new SparseModelOptions { Threads = 1 });
+        output.WriteLine($"Model {inputs.ModelFile}: input '{sparseModel.InputName}' [{string.Join(", ", sparseModel.InputShape)}], output '{sparseModel.OutputName}' [{string.Join(", ", sparseModel.OutputShape)}]");
+        output.WriteLine($"Pruned copy: {report.PrunedLayersSparsity:P1} sparsity in the pruned layers ({report.OverallSparsityAfter:P1} of all weights), no fine-tuning.");
 
         string[] imageNames = Directory.EnumerateFiles(inputs.ImageFolder)
             .Where(f => Path.GetExtension(f).ToLowerInvariant() is ".bmp" or ".jpg" or ".jpeg" or ".png")
@@ -47,57 +79,32 @@ internal static class ClassifyCommand
             ("ApplyOnnxModel pruned", mlContext.Transforms.ApplyOnnxModel(OnnxRuntime(prunedFile))),
             ("ScoreSparseMobileNet pruned", mlContext.Transforms.ScoreSparseMobileNet(sparseModel.OutputName, sparseModel.InputName, prunedFile)),
         };
-        var results = scorers.Select(s => ScoreEach(mlContext, s.Estimator, pixels, sparseModel)).ToArray();
+        (float[][] Scores, double[] Milliseconds)[] results;
+        using (var progress = context.Progress(parsed, "Scoring", total: scorers.Length * imageNames.Length))
+            results = scorers.Select(s => ScoreEach(mlContext, s.Estimator, pixels, sparseModel, imageNames, progress)).ToArray();
 
         for (int image = 0; image < imageNames.Length; image++)
         {
-            Console.WriteLine();
-            Console.WriteLine(imageNames[image]);
+            output.WriteLine();
+            output.WriteLine(imageNames[image]);
             for (int s = 0; s < scorers.Length; s++)
             {
                 var top5 = TopK(results[s].Scores[image], 5).Select(i => $"{ShortLabel(labels[i])} {results[s].Scores[image][i]:0.000}");
-                Console.WriteLine($"  {scorers[s].Name,-28} {results[s].Milliseconds[image],8:0.00} ms   {string.Join(" | ", top5)}");
+                output.WriteLine($"  {scorers[s].Name,-28} {results[s].Milliseconds[image],8:0.00} ms   {string.Join(" | ", top5)}");
             }
         }
 
-        Console.WriteLine();
-        Console.WriteLine($"Median PredictionEngine latency over {imageNames.Length} images (each the median of {TimedRepeats} runs, 1 thread each):");
-        double[] medians = results.Select(r => Median(r.Milliseconds)).ToArray();
+        output.WriteLine();
+        output.WriteLine($"Median PredictionEngine latency over {imageNames.Length} images (each the median of {TimedRepeats} runs, 1 thread each):");
+        double[] medians = results.Select(r => Statistics.Median(r.Milliseconds)).ToArray();
         for (int s = 0; s < scorers.Length; s++)
-            Console.WriteLine($"  {scorers[s].Name,-28} {medians[s],8:0.00} ms   speed-up vs dense ONNX Runtime {medians[0] / medians[s]:0.00}x");
+            output.WriteLine($"  {scorers[s].Name,-28} {medians[s],8:0.00} ms   speed-up vs dense ONNX Runtime {medians[0] / medians[s]:0.00}x");
         int agree = Enumerable.Range(0, imageNames.Length).Count(i => TopK(results[0].Scores[i], 1)[0] == TopK(results[2].Scores[i], 1)[0]);
-        Console.WriteLine($"  Top-1 of the pruned sparse model equals the dense model's on {agree} of {imageNames.Length} images.");
+        output.WriteLine($"  Top-1 of the pruned sparse model equals the dense model's on {agree} of {imageNames.Length} images.");
         if (agree * 2 < imageNames.Length)
-            Console.WriteLine($"  (One-shot magnitude pruning without fine-tuning loses accuracy at high sparsity; try a lower --sparsity than {sparsity}.)");
-        if (inputs.Generated) Console.WriteLine("  (Generated model with random weights: the class names mean nothing; the timings do.)");
-        return 0;
-    }
-
-    private static (string? ImageFolder, string? ModelFile, string? LabelsFile, float Sparsity) ParseArguments(string[] args)
-    {
-        var positional = new List<string>();
-        string? labels = null;
-        float sparsity = 0.9f;
-        for (int i = 0; i < args.Length; i++)
-        {
-            switch (args[i])
-            {
-                case "--labels" when i + 1 < args.Length:
-                    labels = args[++i];
-                    break;
-                case "--sparsity" when i + 1 < args.Length:
-                    if (!float.TryParse(args[++i], NumberStyles.Float, CultureInfo.InvariantCulture, out sparsity) || sparsity is < 0f or >= 1f)
-                        throw new ArgumentException($"--sparsity takes a fraction in [0, 1), got '{args[i]}'.");
-                    break;
-                case var option when option.StartsWith("--", StringComparison.Ordinal):
-                    throw new ArgumentException($"Unknown or incomplete option '{option}'; classify takes [imageFolder] [model.onnx] [--labels file] [--sparsity 0.9].");
-                default:
-                    positional.Add(args[i]);
-                    break;
-            }
-        }
-        if (positional.Count > 2) throw new ArgumentException($"classify takes at most an image folder and a model; got '{string.Join(" ", positional)}'.");
-        return (positional.ElementAtOrDefault(0), positional.ElementAtOrDefault(1), labels, sparsity);
+            output.WriteLine($"  (One-shot magnitude pruning without fine-tuning loses accuracy at high sparsity; try a lower --sparsity than {sparsity}.)");
+        if (inputs.Generated) output.WriteLine("  (Generated model with random weights: the class names mean nothing; the timings do.)");
+        return MLSparseCli.Success;
     }
 
     /// <summary>
@@ -130,7 +137,8 @@ internal static class ClassifyCommand
     }
 
     /// <summary>Scores every image with one PredictionEngine (after a warm-up), timing each as the median of a few runs.</summary>
-    private static (float[][] Scores, double[] Milliseconds) ScoreEach(MLContext mlContext, IEstimator<ITransformer> scorer, IDataView pixels, SparseModel model)
+    private static (float[][] Scores, double[] Milliseconds) ScoreEach(MLContext mlContext, IEstimator<ITransformer> scorer, IDataView pixels, SparseModel model,
+        string[] imageNames, ProgressDisplay progress)
     {
         var renamed = mlContext.Transforms.CopyColumns(model.InputName, "pixels").Fit(pixels).Transform(pixels);
         var transformer = scorer.Fit(renamed);
@@ -155,9 +163,12 @@ internal static class ClassifyCommand
                 engine.Predict(inputs[i], ref output);
                 runs[r] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
             }
-            milliseconds[i] = Median(runs);
+            milliseconds[i] = Statistics.Median(runs);
             scores[i] = output.Scores.ToArray();
+            progress.Advance(imageNames[i]);
         }
+        engine.Dispose();
+        (transformer as IDisposable)?.Dispose();
         return (scores, milliseconds);
     }
 
@@ -166,12 +177,6 @@ internal static class ClassifyCommand
 
     private static int[] TopK(float[] scores, int k) =>
         scores.Select((score, index) => (score, index)).OrderByDescending(p => p.score).Take(k).Select(p => p.index).ToArray();
-
-    private static double Median(IEnumerable<double> values)
-    {
-        double[] sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
-    }
 
     private sealed class ImagePath
     {

@@ -33,13 +33,14 @@ internal sealed class ClassifyInputs : IDisposable
     /// <summary>True when the model and images were generated (random weights: the labels mean nothing).</summary>
     public bool Generated { get; }
 
-    public static ClassifyInputs Resolve(string? imageFolder, string? modelFile, string? labelsFile)
+    /// <param name="log">Where to say that generated inputs are used.</param>
+    public static ClassifyInputs Resolve(string? imageFolder, string? modelFile, string? labelsFile, TextWriter log)
     {
         string work = Directory.CreateTempSubdirectory("sparse-mobilenet-").FullName;
         string? shared = FindSharedFolder();
         if (imageFolder is null && modelFile is null && shared is null)
         {
-            Console.WriteLine("No ../shared folder beside the repository: running on a generated MobileNet v1 (random weights) and generated images.");
+            log.WriteLine("No ../shared folder beside the repository: running on a generated MobileNet v1 (random weights) and generated images.");
             string model = Path.Combine(work, "generated_mobilenet_v1.onnx");
             File.WriteAllBytes(model, SyntheticMobileNet.Create(new SyntheticMobileNetOptions { Seed = 1 }));
             string images = Directory.CreateDirectory(Path.Combine(work, "images")).FullName;
@@ -50,9 +51,9 @@ internal sealed class ClassifyInputs : IDisposable
         imageFolder ??= shared is null ? null : Path.Combine(shared, "images");
         modelFile ??= shared is null ? null : Path.Combine(shared, DefaultModel);
         if (imageFolder is null || !Directory.Exists(imageFolder))
-            throw new ArgumentException($"Image folder '{imageFolder}' not found.");
+            throw new ArgumentException(imageFolder is null ? "No image folder given, and no ../shared/images beside the repository." : $"Image folder '{Path.GetFullPath(imageFolder)}' not found.");
         if (modelFile is null || !File.Exists(modelFile))
-            throw new ArgumentException($"Model '{modelFile}' not found.");
+            throw new ArgumentException(modelFile is null ? "No model given, and no ../shared model beside the repository." : $"Model '{Path.GetFullPath(modelFile)}' not found.");
         if (labelsFile is null && shared is not null)
             labelsFile = Path.Combine(shared, "labels");
         return new ClassifyInputs(imageFolder, modelFile, labelsFile, work, generated: false);
@@ -103,7 +104,7 @@ internal sealed class ClassifyInputs : IDisposable
     }
 
     /// <summary>A 256x256 picture of gradients and discs, different for each seed.</summary>
-    private static void WriteGeneratedImage(string path, int seed)
+    internal static void WriteGeneratedImage(string path, int seed)
     {
         var random = new Random(seed);
         SKColor RandomColor() => new((byte)random.Next(256), (byte)random.Next(256), (byte)random.Next(256));

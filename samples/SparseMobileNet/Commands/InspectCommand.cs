@@ -1,55 +1,29 @@
-using System.Globalization;
+using System.CommandLine;
 using Microsoft.ML.Sparse;
 
 namespace SparseMobileNet.Commands;
 
-/// <summary><c>inspect &lt;model.onnx&gt; [--threads N]</c>: imports the model into the sparse engine and prints its layer plan.</summary>
-internal static class InspectCommand
+/// <summary><c>mlsparse inspect &lt;model.onnx&gt; [--threads N]</c>: imports the model into the sparse engine and prints its layer plan.</summary>
+internal sealed class InspectCommand
 {
-    public const string Usage = "usage: inspect <model.onnx> [--threads N]";
+    private readonly Argument<FileInfo> _model = CommonOptions.ExistingModel("model", "The ONNX model");
+    private readonly Option<int> _threads = CommonOptions.Threads(Environment.ProcessorCount, "Threads the plan is made for (it splits layers by thread)");
 
-    public static int Run(string[] args)
+    public static Command Create(CommandContext context)
     {
-        string? path = null;
-        var options = new SparseModelOptions();
-        for (int i = 0; i < args.Length; i++)
+        var inspect = new InspectCommand();
+        var command = new Command("inspect", "Print the engine's plan for a model: per layer shape, sparsity, kernel and dense vs executed multiply-adds")
         {
-            if (args[i] == "--threads" && i + 1 < args.Length && int.TryParse(args[i + 1], CultureInfo.InvariantCulture, out int threads) && threads > 0)
-            {
-                options.Threads = threads;
-                i++;
-            }
-            else if (args[i] is "-h" or "--help")
-            {
-                Console.WriteLine(Usage);
-                return 0;
-            }
-            else if (!args[i].StartsWith('-') && path is null)
-            {
-                path = args[i];
-            }
-            else
-            {
-                Console.Error.WriteLine($"inspect: unexpected argument '{args[i]}'\n{Usage}");
-                return 2;
-            }
-        }
-        if (path is null)
-        {
-            Console.Error.WriteLine($"inspect: expected a model path\n{Usage}");
-            return 2;
-        }
+            inspect._model, inspect._threads,
+        };
+        MLSparseCli.SetHandler(command, context, parsed => inspect.Run(parsed, context));
+        return command;
+    }
 
-        try
-        {
-            var model = SparseModel.Load(path, options);
-            Console.WriteLine(model.Describe());
-            return 0;
-        }
-        catch (Exception e) when (e is OnnxModelException or IOException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine($"inspect: {e.Message}");
-            return 1;
-        }
+    private int Run(ParseResult parsed, CommandContext context)
+    {
+        using var model = SparseModel.Load(parsed.GetRequiredValue(_model).FullName, new SparseModelOptions { Threads = parsed.GetValue(_threads) });
+        context.Output.Write(model.Describe());
+        return MLSparseCli.Success;
     }
 }

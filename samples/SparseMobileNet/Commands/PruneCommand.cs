@@ -1,68 +1,64 @@
-using System.Globalization;
+using System.CommandLine;
 using Microsoft.ML.Sparse;
 
 namespace SparseMobileNet.Commands;
 
-/// <summary><c>prune &lt;input.onnx&gt; &lt;output.onnx&gt; --sparsity 0.9 [--global] [--block 4] [--include-first] [--include-depthwise] [--keep-classifier]</c></summary>
-internal static class PruneCommand
+/// <summary>
+/// <c>mlsparse prune &lt;input.onnx&gt; &lt;output.onnx&gt; --sparsity 0.9 [--global] [--block 4] [--l1] [--include-first]
+/// [--include-depthwise] [--keep-classifier]</c>: one-shot magnitude pruning; prints the per-layer report. Each
+/// <see cref="PruningOptions"/> setting is one option here, bound in <see cref="Bind"/>.
+/// </summary>
+internal sealed class PruneCommand
 {
-    public const string Usage =
-        "usage: prune <input.onnx> <output.onnx> --sparsity <0..1> [--global] [--block 1|2|4|8] [--l1]\n" +
-        "             [--include-first] [--include-depthwise] [--keep-classifier]\n" +
-        "  One-shot magnitude pruning (no fine-tuning: expect an accuracy loss, see docs/pruning.md).";
+    private readonly Argument<FileInfo> _input = CommonOptions.ExistingModel("input", "The dense ONNX model");
+    private readonly Argument<FileInfo> _output = new("output") { Description = "Where to write the pruned model (may be the input)" };
+    private readonly Option<float> _sparsity = CommonOptions.Sparsity(required: true);
+    private readonly Option<bool> _global = new("--global") { Description = "One magnitude threshold over all pruned layers instead of the same sparsity in each" };
+    private readonly Option<int> _block = new("--block") { Description = "Prune blocks of this many output channels together: 1, 2, 4 or 8", DefaultValueFactory = _ => 1 };
+    private readonly Option<bool> _l1 = new("--l1") { Description = "Rank blocks by L1 norm instead of L2" };
+    private readonly Option<bool> _includeFirst = new("--include-first") { Description = "Also prune full (non-1x1) convolutions such as the first layer" };
+    private readonly Option<bool> _includeDepthwise = new("--include-depthwise") { Description = "Also prune depthwise convolutions" };
+    private readonly Option<bool> _keepClassifier = new("--keep-classifier") { Description = "Leave the classifier (Gemm/MatMul) dense" };
 
-    public static int Run(string[] args)
+    private PruneCommand()
     {
-        var paths = new List<string>();
-        var options = new PruningOptions();
-        bool sparsityGiven = false;
-        for (int i = 0; i < args.Length; i++)
-        {
-            switch (args[i])
-            {
-                case "--sparsity" when i + 1 < args.Length && float.TryParse(args[i + 1], NumberStyles.Float, CultureInfo.InvariantCulture, out float sparsity):
-                    options.TargetSparsity = sparsity;
-                    sparsityGiven = true;
-                    i++;
-                    break;
-                case "--block" when i + 1 < args.Length && int.TryParse(args[i + 1], CultureInfo.InvariantCulture, out int block):
-                    options.BlockSize = block;
-                    i++;
-                    break;
-                case "--global": options.Scope = PruningScope.Global; break;
-                case "--l1": options.BlockNorm = BlockNorm.L1; break;
-                case "--include-first": options.IncludeFirstConvolution = true; break;
-                case "--include-depthwise": options.IncludeDepthwise = true; break;
-                case "--keep-classifier": options.IncludeClassifier = false; break;
-                case "-h" or "--help":
-                    Console.WriteLine(Usage);
-                    return 0;
-                default:
-                    if (args[i].StartsWith('-')) return Fail($"unknown or incomplete option '{args[i]}'");
-                    paths.Add(args[i]);
-                    break;
-            }
-        }
-        if (paths.Count != 2) return Fail("expected an input and an output path");
-        if (!sparsityGiven) return Fail("--sparsity is required (e.g. --sparsity 0.9)");
-
-        try
-        {
-            var report = OnnxPruner.Prune(paths[0], paths[1], options);
-            Console.WriteLine(report);
-            Console.WriteLine($"Wrote {paths[1]}");
-            return 0;
-        }
-        catch (Exception e) when (e is OnnxModelException or IOException or ArgumentException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine($"prune: {e.Message}");
-            return 1;
-        }
+        _block.AcceptOnlyFromAmong("1", "2", "4", "8");
     }
 
-    private static int Fail(string message)
+    public static Command Create(CommandContext context)
     {
-        Console.Error.WriteLine($"prune: {message}\n{Usage}");
-        return 2;
+        var prune = new PruneCommand();
+        var command = new Command("prune",
+            "Prune an ONNX model by weight magnitude (one-shot, no fine-tuning: expect an accuracy loss, see docs/pruning.md)")
+        {
+            prune._input, prune._output, prune._sparsity, prune._global, prune._block, prune._l1,
+            prune._includeFirst, prune._includeDepthwise, prune._keepClassifier,
+        };
+        MLSparseCli.SetHandler(command, context, parsed => prune.Run(parsed, context));
+        return command;
+    }
+
+    /// <summary>The pruning settings the command line asks for.</summary>
+    internal PruningOptions Bind(ParseResult parsed) => new()
+    {
+        TargetSparsity = parsed.GetValue(_sparsity),
+        Scope = parsed.GetValue(_global) ? PruningScope.Global : PruningScope.PerLayer,
+        BlockSize = parsed.GetValue(_block),
+        BlockNorm = parsed.GetValue(_l1) ? BlockNorm.L1 : BlockNorm.L2,
+        IncludeFirstConvolution = parsed.GetValue(_includeFirst),
+        IncludeDepthwise = parsed.GetValue(_includeDepthwise),
+        IncludeClassifier = !parsed.GetValue(_keepClassifier),
+    };
+
+    private int Run(ParseResult parsed, CommandContext context)
+    {
+        string input = parsed.GetRequiredValue(_input).FullName, output = parsed.GetRequiredValue(_output).FullName;
+        var options = Bind(parsed);
+        PruningReport report;
+        using (context.Progress(parsed, $"Pruning {Path.GetFileName(input)}"))
+            report = OnnxPruner.Prune(input, output, options);
+        context.Output.WriteLine(report);
+        context.Output.WriteLine($"Wrote {output}");
+        return MLSparseCli.Success;
     }
 }

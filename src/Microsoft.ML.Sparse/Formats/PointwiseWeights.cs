@@ -251,6 +251,9 @@ internal sealed unsafe class PointwiseWeights : IDisposable
         GC.KeepAlive(this);
     }
 
+    /// <summary>Whether the native weights were freed.</summary>
+    internal bool IsFreed => _memory == null;
+
     /// <summary>Frees the native weights now.</summary>
     public void Dispose()
     {

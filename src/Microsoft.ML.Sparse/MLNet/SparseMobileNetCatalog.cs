@@ -66,20 +66,27 @@ public static class SparseMobileNetCatalog
         ArgumentNullException.ThrowIfNull(options);
         // The catalog's environment (internal to ML.NET) hosts the transformer, as it does ML.NET's own transforms.
         var environment = ((Microsoft.ML.Data.IInternalCatalog)catalog).Environment;
-        var transformer = new SparseMobileNetTransformer(environment, ReadModel(options), options.InputColumnName, options.OutputColumnName,
+        var (model, source) = ReadModel(options);
+        var transformer = new SparseMobileNetTransformer(environment, model, source, options.InputColumnName, options.OutputColumnName,
             options.InputTensorName, options.OutputTensorName, options.ThreadsPerRow, options.SparseThreshold, options.InputShape);
         return new SparseMobileNetEstimator(transformer);
     }
 
-    private static ReadOnlyMemory<byte> ReadModel(SparseMobileNetOptions options)
+    /// <summary>The model's bytes, and what errors call it: the full path of a model file, else "(bytes)" or "(stream)".</summary>
+    private static (ReadOnlyMemory<byte> Model, string Source) ReadModel(SparseMobileNetOptions options)
     {
         int sources = (options.ModelFile is null ? 0 : 1) + (options.ModelBytes is null ? 0 : 1) + (options.ModelStream is null ? 0 : 1);
         if (sources != 1)
             throw new ArgumentException($"Set exactly one of ModelFile, ModelBytes and ModelStream; {sources} are set.", nameof(options));
-        if (options.ModelBytes is { } bytes) return bytes;
-        if (options.ModelFile is { } path) return File.ReadAllBytes(path);
+        if (options.ModelBytes is { } bytes) return (bytes, "(bytes)");
+        if (options.ModelFile is { } path)
+        {
+            string fullPath = Path.GetFullPath(path);
+            if (!File.Exists(fullPath)) throw new FileNotFoundException($"ONNX model '{fullPath}' not found.", fullPath);
+            return (File.ReadAllBytes(fullPath), fullPath);
+        }
         using var copy = new MemoryStream();
         options.ModelStream!.CopyTo(copy);
-        return copy.ToArray();
+        return (copy.ToArray(), "(stream)");
     }
 }

@@ -11,17 +11,27 @@ namespace Microsoft.ML.Sparse;
 /// </summary>
 public sealed class SparseMobileNetEstimator : IEstimator<SparseMobileNetTransformer>
 {
-    private readonly SparseMobileNetTransformer _transformer;
+    private readonly Lock _gate = new();
+    private SparseMobileNetTransformer _transformer;
 
     internal SparseMobileNetEstimator(SparseMobileNetTransformer transformer) => _transformer = transformer;
 
-    /// <summary>Checks <paramref name="input"/>'s schema and returns the (shared, thread-safe) transformer.</summary>
+    /// <summary>
+    /// Checks <paramref name="input"/>'s schema and returns the (shared, thread-safe) transformer; once that has been
+    /// disposed, a new one importing the same model.
+    /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">The input column is missing or is not a float vector of the model's input size; the message names the column, the expected and the actual type.</exception>
     public SparseMobileNetTransformer Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        _transformer.CheckInputColumn(input.Schema);
-        return _transformer;
+        SparseMobileNetTransformer transformer;
+        lock (_gate)
+        {
+            if (_transformer.IsDisposed) _transformer = _transformer.Reimport();
+            transformer = _transformer;
+        }
+        transformer.CheckInputColumn(input.Schema);
+        return transformer;
     }
 
     /// <summary>
@@ -32,9 +42,10 @@ public sealed class SparseMobileNetEstimator : IEstimator<SparseMobileNetTransfo
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
-        _transformer.CheckInputColumn(inputSchema);
-        var columns = inputSchema.Where(c => c.Name != _transformer.OutputColumnName).ToList();
-        columns.Add(_transformer.OutputSchemaShapeColumn);
+        var transformer = Volatile.Read(ref _transformer);
+        transformer.CheckInputColumn(inputSchema);
+        var columns = inputSchema.Where(c => c.Name != transformer.OutputColumnName).ToList();
+        columns.Add(transformer.OutputSchemaShapeColumn);
         return new SchemaShape(columns);
     }
 }

@@ -20,8 +20,14 @@ namespace Microsoft.ML.Sparse;
 /// <see cref="PredictionEngine{TSrc, TDst}"/>) scores with its own <see cref="SparseWorkspace"/>, so concurrent
 /// cursors and prediction engines never share scratch state. Saved by <c>mlContext.Model.Save</c> with the ONNX
 /// model's bytes embedded, so a loaded pipeline does not depend on the original file.
+/// <para>
+/// Like ML.NET's <c>OnnxTransformer</c> it is <see cref="IDisposable"/>: it owns its <see cref="Model"/>, whose weights
+/// live in native memory, and disposing the transformer (or the <see cref="TransformerChain{TLastTransformer}"/> holding
+/// it) disposes the model at once. Afterwards <see cref="Transform"/> and <see cref="GetRowToRowMapper"/> throw
+/// <see cref="ObjectDisposedException"/>, and so do cursors and prediction engines made before when they score a row.
+/// </para>
 /// </remarks>
-public sealed class SparseMobileNetTransformer : ITransformer
+public sealed class SparseMobileNetTransformer : ITransformer, IDisposable
 {
     /// <summary>Loader signature written in the saved model's header (at most 24 characters).</summary>
     internal const string LoaderSignature = "SparseMobileNetScorer";
@@ -30,39 +36,69 @@ public sealed class SparseMobileNetTransformer : ITransformer
     // keep reading the old ones for as long as they are listed in VerWeCanReadBack.
     private const uint FormatVersion1 = 0x00010001;
 
+    /// <summary>What errors call a model loaded from a saved ML.NET model (the zip's path is not known here).</summary>
+    private const string EmbeddedModelSource = "(embedded in a saved ML.NET model)";
+
     private readonly IHost _host;
     private readonly byte[] _onnxModel;
     private readonly IReadOnlyList<int>? _inputShapeOverride;
+    private readonly string _modelSource;
+    private readonly string? _inputTensorName, _outputTensorName;
 
-    internal SparseMobileNetTransformer(IHostEnvironment environment, ReadOnlyMemory<byte> onnxModel, string? inputColumnName, string? outputColumnName,
+    // modelSource: what errors call the model (the user's file path, or "(bytes)"/"(stream)").
+    internal SparseMobileNetTransformer(IHostEnvironment environment, ReadOnlyMemory<byte> onnxModel, string modelSource, string? inputColumnName, string? outputColumnName,
         string? inputTensorName, string? outputTensorName, int threadsPerRow, float sparseThreshold, IReadOnlyList<int>? inputShape)
     {
         if (threadsPerRow < 1)
             throw new ArgumentOutOfRangeException(nameof(threadsPerRow), threadsPerRow, "ThreadsPerRow must be at least 1.");
         if (onnxModel.IsEmpty)
-            throw new ArgumentException("The ONNX model is empty.", nameof(onnxModel));
+            throw new ArgumentException($"The ONNX model {Quoted(modelSource)} is empty.", nameof(onnxModel));
 
         _host = environment.Register(nameof(SparseMobileNetTransformer));
         _onnxModel = onnxModel.ToArray();
+        _modelSource = modelSource;
         _inputShapeOverride = inputShape?.ToArray();
+        _inputTensorName = inputTensorName;
+        _outputTensorName = outputTensorName;
         ThreadsPerRow = threadsPerRow;
         SparseThreshold = sparseThreshold;
-        Model = SparseModel.Load(_onnxModel, new SparseModelOptions
+        Model = SparseModel.Load(_onnxModel, modelSource, new SparseModelOptions
         {
             Threads = threadsPerRow,
             SparseThreshold = sparseThreshold,
             InputShape = _inputShapeOverride,
         });
 
-        CheckTensorName("input", inputTensorName, Model.InputName);
-        CheckTensorName("output", outputTensorName, Model.OutputName);
+        try
+        {
+            CheckTensorName("input", inputTensorName, Model.InputName);
+            CheckTensorName("output", outputTensorName, Model.OutputName);
+        }
+        catch
+        {
+            Model.Dispose();
+            throw;
+        }
         InputColumnName = string.IsNullOrEmpty(inputColumnName) ? Model.InputName : inputColumnName;
         OutputColumnName = string.IsNullOrEmpty(outputColumnName) ? Model.OutputName : outputColumnName;
         OutputType = new VectorDataViewType(NumberDataViewType.Single, Model.OutputShape.ToArray());
     }
 
-    /// <summary>The imported model. Thread-safe.</summary>
+    /// <summary>The imported model. Thread-safe. Owned by the transformer: disposed with it.</summary>
     public SparseModel Model { get; }
+
+    /// <summary>Whether <see cref="Dispose"/> was called.</summary>
+    public bool IsDisposed => Model.IsDisposed;
+
+    /// <summary>
+    /// Disposes <see cref="Model"/>, freeing its native memory now. Scoring afterwards, through this transformer or
+    /// cursors and prediction engines made from it, throws <see cref="ObjectDisposedException"/>. Calling it again does nothing.
+    /// </summary>
+    public void Dispose() => Model.Dispose();
+
+    /// <summary>A new transformer importing the same model with the same settings (the estimator's next Fit after a Dispose).</summary>
+    internal SparseMobileNetTransformer Reimport() => new(_host, _onnxModel, _modelSource, InputColumnName, OutputColumnName,
+        _inputTensorName, _outputTensorName, ThreadsPerRow, SparseThreshold, _inputShapeOverride);
 
     /// <summary>Column holding each row's input tensor: a known-size vector of <see cref="float"/> with <see cref="SparseModel.InputLength"/> values.</summary>
     public string InputColumnName { get; }
@@ -96,16 +132,20 @@ public sealed class SparseMobileNetTransformer : ITransformer
 
     /// <summary>Lazily scores <paramref name="input"/>: rows are scored as cursors reach them.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The input column is missing or is not a float vector of the model's input size.</exception>
+    /// <exception cref="ObjectDisposedException">The transformer was disposed.</exception>
     public IDataView Transform(IDataView input)
     {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
         ArgumentNullException.ThrowIfNull(input);
         return new SparseMobileNetDataView(this, input, GetOutputSchema(input.Schema), _host);
     }
 
     /// <summary>A mapper scoring single rows (used by <see cref="PredictionEngine{TSrc, TDst}"/>).</summary>
     /// <exception cref="ArgumentOutOfRangeException">The input column is missing or is not a float vector of the model's input size.</exception>
+    /// <exception cref="ObjectDisposedException">The transformer was disposed.</exception>
     public IRowToRowMapper GetRowToRowMapper(DataViewSchema inputSchema)
     {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
         ArgumentNullException.ThrowIfNull(inputSchema);
         return new SparseMobileNetRowMapper(this, inputSchema, GetOutputSchema(inputSchema));
     }
@@ -136,13 +176,16 @@ public sealed class SparseMobileNetTransformer : ITransformer
 
     private ArgumentOutOfRangeException InputColumnMismatch(string actual) => new("inputSchema",
         $"Input column '{InputColumnName}' of ScoreSparseMobileNet: expected a known-size vector of Single with " +
-        $"{Model.InputLength} values (model input '{Model.InputName}', shape [{string.Join(", ", Model.InputShape)}]), but got {actual}.");
+        $"{Model.InputLength} values (input '{Model.InputName}' of model {Quoted(_modelSource)}, shape [{string.Join(", ", Model.InputShape)}]), but got {actual}.");
 
-    private static void CheckTensorName(string role, string? requested, string actual)
+    private void CheckTensorName(string role, string? requested, string actual)
     {
         if (!string.IsNullOrEmpty(requested) && requested != actual)
-            throw new ArgumentException($"The model has no {role} named '{requested}'; its only {role} is '{actual}'.");
+            throw new ArgumentException($"The model {Quoted(_modelSource)} has no {role} named '{requested}'; its only {role} is '{actual}'.");
     }
+
+    /// <summary>A path in quotes; "(bytes)" and "(stream)" as they are.</summary>
+    private static string Quoted(string source) => source.StartsWith('(') ? source : $"'{source}'";
 
     private static VersionInfo GetVersionInfo() => new(
         modelSignature: "SPMBNTSC",
@@ -189,6 +232,6 @@ public sealed class SparseMobileNetTransformer : ITransformer
         byte[] onnx = reader.ReadBytes(length);
         if (length <= 0 || onnx.Length != length)
             throw new InvalidDataException($"Corrupt SparseMobileNet model: ONNX model of {onnx.Length} bytes, header says {length}.");
-        return new SparseMobileNetTransformer(env, onnx, inputColumn, outputColumn, null, null, threadsPerRow, sparseThreshold, inputShape);
+        return new SparseMobileNetTransformer(env, onnx, EmbeddedModelSource, inputColumn, outputColumn, null, null, threadsPerRow, sparseThreshold, inputShape);
     }
 }

@@ -65,7 +65,9 @@ internal sealed unsafe class OnnxModelFile
         return Parse(ReadAll(stream), "(stream)", directory: null);
     }
 
-    public static OnnxModelFile Read(ReadOnlyMemory<byte> bytes) => Parse(bytes.Span, "(bytes)", directory: null);
+    /// <param name="bytes">The model.</param>
+    /// <param name="source">What errors call the model: the path the bytes were read from, if any.</param>
+    public static OnnxModelFile Read(ReadOnlyMemory<byte> bytes, string source = "(bytes)") => Parse(bytes.Span, source, directory: null);
 
     private static ReadOnlySpan<byte> ReadAll(Stream stream)
     {

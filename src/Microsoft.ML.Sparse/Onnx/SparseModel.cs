@@ -37,8 +37,12 @@ public sealed class SparseModelOptions
 /// Loading throws <see cref="InvalidOnnxModelException"/> for corrupt or inconsistent files and
 /// <see cref="UnsupportedOnnxModelException"/> for valid models the engine cannot run (both derive from
 /// <see cref="OnnxModelException"/>); docs/onnx-support.md lists the supported operators.
+/// The weights live in native memory: dispose the model (<c>using var model = SparseModel.Load(...)</c>) to free it at
+/// once rather than at a later garbage collection. After <see cref="Dispose"/>, <see cref="Run"/> and
+/// <see cref="CreateWorkspace"/> throw <see cref="ObjectDisposedException"/>, also with workspaces made before; inferences
+/// running at that moment finish first. Shapes, names and <see cref="Describe"/> stay available.
 /// </remarks>
-public sealed class SparseModel
+public sealed class SparseModel : IDisposable
 {
     /// <summary>The first lines of <see cref="Describe"/>; the parsed file and the lowered graph are not kept (only the plan is).</summary>
     private readonly string _header;
@@ -81,6 +85,10 @@ public sealed class SparseModel
     /// <exception cref="UnsupportedOnnxModelException">The model uses an operator, attribute or input layout the engine does not support.</exception>
     public static SparseModel Load(ReadOnlyMemory<byte> bytes, SparseModelOptions? options = null, CancellationToken cancellationToken = default) =>
         Import(OnnxModelFile.Read(bytes), options, cancellationToken);
+
+    /// <summary>Loads from bytes read from <paramref name="source"/> (the user's file path), which errors name instead of "(bytes)".</summary>
+    internal static SparseModel Load(ReadOnlyMemory<byte> bytes, string source, SparseModelOptions? options, CancellationToken cancellationToken = default) =>
+        Import(OnnxModelFile.Read(bytes, source), options, cancellationToken);
 
     /// <summary>Reads, lowers and fuses the graph without planning it (tests check this stage against a reference).</summary>
     internal static LoweredGraph Lower(OnnxModelFile file, IReadOnlyList<int>? inputShape, CancellationToken cancellationToken)
@@ -144,12 +152,25 @@ public sealed class SparseModel
     public SparseNetwork Network { get; }
 
     /// <summary>Workspace for one concurrent caller.</summary>
-    public SparseWorkspace CreateWorkspace() => Network.CreateWorkspace();
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
+    public SparseWorkspace CreateWorkspace()
+    {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        return Network.CreateWorkspace();
+    }
+
+    /// <summary>Whether <see cref="Dispose"/> was called.</summary>
+    public bool IsDisposed => Network.IsDisposed;
+
+    /// <summary>Frees the model's native memory now (see the remarks on <see cref="SparseModel"/>). Calling it again does nothing.</summary>
+    public void Dispose() => Network.Dispose();
 
     /// <summary>Scores a batch: <paramref name="input"/> holds N images (N * InputLength floats), <paramref name="output"/> N * OutputLength.</summary>
     /// <exception cref="ArgumentException">The spans do not hold the same whole number of images.</exception>
+    /// <exception cref="ObjectDisposedException">The model or the workspace was disposed.</exception>
     public void Run(ReadOnlySpan<float> input, Span<float> output, SparseWorkspace workspace)
     {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
         ArgumentNullException.ThrowIfNull(workspace);
         int images = input.Length / InputLength;
         if (input.Length == 0 || input.Length % InputLength != 0)

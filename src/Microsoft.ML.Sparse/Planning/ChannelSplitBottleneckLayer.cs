@@ -76,6 +76,8 @@ internal sealed unsafe class ChannelSplitBottleneckLayer : PlannedLayer
     public override long DenseMacs => _denseMacs;
     public override long ExecutedMacs => _executedMacs;
 
+    internal override IEnumerable<PointwiseWeights> OwnedWeights => _expansion.OwnedWeights.Concat(_projectionParts);
+
     private int MiddleFloats => BufferPlanner.RoundUp(_partChannels * _middlePlane);
     private int FilteredFloats => BufferPlanner.RoundUp(_partChannels * _filteredPlane);
 
@@ -123,6 +125,7 @@ internal sealed unsafe class ChannelSplitBottleneckLayer : PlannedLayer
                 var partials = new TensorHandle(tensorCount++, parts * output.Channels, output.Height, output.Width);
                 fused.Add(new ChannelSplitBottleneckLayer(expansion, depthwise, projection, partials, parts, options.SparseThreshold));
                 fused.Add(new PartialSumLayer(projection, partials, parts));
+                projection.Dispose(); // its weights live on, split, in the parts (and its bias in the sum)
                 i += 2;
                 continue;
             }

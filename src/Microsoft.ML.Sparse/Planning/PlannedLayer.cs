@@ -6,7 +6,7 @@ namespace Microsoft.ML.Sparse;
 /// One executable layer of a plan. Immutable once built; <see cref="Run"/> computes one of several parts of the layer (any
 /// thread may run any part), split only along dimensions that leave every output's summation order unchanged.
 /// </summary>
-internal abstract unsafe class PlannedLayer(string name, string kind, TensorHandle[] inputs, TensorHandle output)
+internal abstract unsafe class PlannedLayer(string name, string kind, TensorHandle[] inputs, TensorHandle output) : IDisposable
 {
     public string Name { get; } = name;
     public string Kind { get; } = kind;
@@ -28,6 +28,15 @@ internal abstract unsafe class PlannedLayer(string name, string kind, TensorHand
 
     /// <summary>Returns the layer to execute under <paramref name="options"/> (converts weights where the kernel needs another format).</summary>
     public virtual PlannedLayer Prepare(SparseNetworkOptions options) => this;
+
+    /// <summary>The 1x1 weights in native memory this layer owns (layers of managed arrays own none).</summary>
+    internal virtual IEnumerable<Formats.PointwiseWeights> OwnedWeights => [];
+
+    /// <summary>Frees <see cref="OwnedWeights"/>; the layer cannot run afterwards.</summary>
+    public void Dispose()
+    {
+        foreach (Formats.PointwiseWeights weights in OwnedWeights) weights.Dispose();
+    }
 
     /// <summary>Runs part <paramref name="part"/> of <paramref name="parts"/>; <paramref name="tensors"/> maps tensor ids to their buffers.</summary>
     public abstract void Run<TVec>(TensorTable tensors, float* scratch, int part, int parts) where TVec : struct, IFloatVector<TVec>;
@@ -233,6 +242,8 @@ internal sealed unsafe class PointwiseLayer(string name, TensorHandle[] inputs, 
 
     internal Formats.PointwiseWeights Weights => weights;
     internal Activation Activation => _activation;
+
+    internal override IEnumerable<Formats.PointwiseWeights> OwnedWeights => [weights];
     internal SimdWidth Width => width;
 
     /// <summary>

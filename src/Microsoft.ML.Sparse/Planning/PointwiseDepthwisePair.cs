@@ -23,6 +23,8 @@ internal abstract unsafe class PointwiseDepthwisePair(PointwiseLayer pointwise, 
     public override long DenseMacs => Pointwise.DenseMacs + Depthwise.DenseMacs;
     public override long ExecutedMacs => Pointwise.ExecutedMacs + Depthwise.ExecutedMacs;
 
+    internal override IEnumerable<Formats.PointwiseWeights> OwnedWeights => Pointwise.OwnedWeights;
+
     /// <summary>
     /// Channels [start, end) of <paramref name="pointwise"/> into planes <paramref name="plane"/> floats apart from
     /// <paramref name="middle"/> on (channel c at c - start planes on; padding pixels computed where the input has them), then

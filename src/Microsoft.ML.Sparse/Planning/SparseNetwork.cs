@@ -9,9 +9,17 @@ namespace Microsoft.ML.Sparse;
 /// long as each concurrent caller passes its own <see cref="SparseWorkspace"/> (from <see cref="CreateWorkspace"/>).
 /// One inference allocates nothing on the managed heap.
 /// </summary>
-public sealed class SparseNetwork
+/// <remarks>
+/// The network holds its 1x1 weights in native memory: <see cref="Dispose"/> frees it at once (a finalizer frees it
+/// otherwise). Inferences already running when it is called finish first; later calls to <see cref="Run"/> and
+/// <see cref="CreateWorkspace"/> throw <see cref="ObjectDisposedException"/>, also through workspaces made before.
+/// </remarks>
+public sealed class SparseNetwork : IDisposable
 {
     private readonly TensorHandle _input, _output;
+    /// <summary>Inferences in <see cref="Run"/> now; <see cref="Dispose"/> waits for them before freeing the weights.</summary>
+    private int _running;
+    private int _disposed;
 
     internal SparseNetwork(PlannedLayer[] layers, TensorHandle input, TensorHandle output, int tensorCount, SparseNetworkOptions options)
     {
@@ -59,15 +67,24 @@ public sealed class SparseNetwork
     /// Allocates the activation arena (and starts <c>Options.Threads - 1</c> background worker threads) for one concurrent caller.
     /// Dispose the workspace to stop its workers.
     /// </summary>
-    public SparseWorkspace CreateWorkspace() => Interlocked.Exchange(ref _warmWorkspace, null) ?? new(this);
+    /// <exception cref="ObjectDisposedException">The network was disposed.</exception>
+    public SparseWorkspace CreateWorkspace()
+    {
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
+        return Interlocked.Exchange(ref _warmWorkspace, null) ?? new(this);
+    }
 
     /// <summary>The one-thread workspace <see cref="WarmUp"/> ran in, handed to the first caller of <see cref="CreateWorkspace"/>.</summary>
     private SparseWorkspace? _warmWorkspace;
+
+    /// <summary>Whether <see cref="Dispose"/> was called.</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposed) != 0;
 
     /// <summary>
     /// Runs one image: <paramref name="input"/> has <c>InputShape.Length</c> floats, <paramref name="output"/> receives <c>OutputShape.Length</c>.
     /// Not thread-safe per workspace: concurrent calls need distinct workspaces.
     /// </summary>
+    /// <exception cref="ObjectDisposedException">The network or the workspace was disposed.</exception>
     public unsafe void Run(ReadOnlySpan<float> input, Span<float> output, SparseWorkspace workspace)
     {
         ArgumentNullException.ThrowIfNull(workspace);
@@ -79,16 +96,27 @@ public sealed class SparseNetwork
             throw new ArgumentException($"Output has {output.Length} floats but the network produces {_output.Length} ([{_output.Channels}, {_output.Height}, {_output.Width}]).", nameof(output));
         if (input.Overlaps(output))
             throw new ArgumentException("The input and output spans overlap; the network reads its input while writing the output.", nameof(output));
-        if (_input.Id == _output.Id)
+        // Counted in before the check, so that Dispose, which sets the flag and then waits for the count, cannot free
+        // the weights under a running inference (both sides use full fences).
+        Interlocked.Increment(ref _running);
+        try
         {
-            input.CopyTo(output);
-            return;
+            ObjectDisposedException.ThrowIf(IsDisposed, this);
+            if (_input.Id == _output.Id)
+            {
+                input.CopyTo(output);
+                return;
+            }
+            fixed (float* inputPointer = input)
+            fixed (float* outputPointer = output)
+            {
+                // The input is only read: no layer writes to its input tensors.
+                workspace.Execute(inputPointer, outputPointer);
+            }
         }
-        fixed (float* inputPointer = input)
-        fixed (float* outputPointer = output)
+        finally
         {
-            // The input is only read: no layer writes to its input tensors.
-            workspace.Execute(inputPointer, outputPointer);
+            Interlocked.Decrement(ref _running);
         }
     }
 
@@ -120,6 +148,19 @@ public sealed class SparseNetwork
         }
         if (Threads == 1) _warmWorkspace = workspace;
         else workspace.Dispose();
+    }
+
+    /// <summary>
+    /// Frees the native weights now, once the inferences already running have finished. Workspaces stay the callers' to
+    /// dispose. Calling it again does nothing.
+    /// </summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        var spin = new SpinWait();
+        while (Volatile.Read(ref _running) != 0) spin.SpinOnce();
+        Interlocked.Exchange(ref _warmWorkspace, null)?.Dispose();
+        foreach (PlannedLayer layer in PlannedLayers) layer.Dispose();
     }
 
     /// <summary>A table of layers, shapes, sparsity, chosen kernel and dense vs executed MACs, with totals.</summary>

@@ -116,6 +116,7 @@ public sealed unsafe class SparseWorkspace : IDisposable
     internal void RunLayerAlone(int index, float* input, float* output)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(Network.IsDisposed, Network);
         _tensors[Network.InputShape.Id] = (nint)input;
         _tensors[Network.OutputShape.Id] = (nint)output;
         PlannedLayer layer = Network.PlannedLayers[index];

@@ -8,8 +8,12 @@ namespace Microsoft.ML.Sparse.Tests.MLNet;
 /// <summary>mlContext.Model.Save/Load of pipelines holding the transformer, and the ML.NET internals it relies on.</summary>
 public class SparseMobileNetSaveLoadTests
 {
-    /// <summary>The ML.NET release the publicized compile references (build/Publicizer) were made from; see docs/mlnet.md.</summary>
-    private const string SupportedMLNetVersion = "5.0.1";
+    /// <summary>
+    /// The ML.NET releases the library supports: those whose internals used by persistence (build/Publicizer, see
+    /// docs/mlnet.md) were checked to be the same. The package declares this range; .ci/package-test.sh runs both ends.
+    /// </summary>
+    private const string SupportedMLNetRange = "[5.0.1, 7.0.0)";
+    private static readonly Version s_lowestSupportedMLNet = new(5, 0, 1), s_firstUnsupportedMLNet = new(7, 0, 0);
 
     [Fact]
     public void SavedPipelineLoadsInAFreshContextWithoutTheModelFileAndScoresBitExactly()
@@ -90,15 +94,20 @@ public class SparseMobileNetSaveLoadTests
     }
 
     [Fact]
-    public void RuntimeMLNetIsTheVersionThePublicizedReferencesWereMadeFrom()
+    public void RuntimeMLNetIsInTheSupportedRangeThePackageDeclares()
     {
         // The library compiles against ML.NET internals (ModelSaveContext, ModelLoadContext, VersionInfo,
-        // LoadableClass): another ML.NET release may change them, so an upgrade must fail here first.
+        // LoadableClass): a release outside the checked range may change them, so an upgrade must fail here first.
         foreach (var assembly in new[] { typeof(MLContext).Assembly, typeof(ModelSaveContext).Assembly })
         {
-            string version = assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()!.InformationalVersion;
-            Assert.StartsWith(SupportedMLNetVersion + "+", version);
+            string informational = assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()!.InformationalVersion;
+            var version = Version.Parse(informational.Split('+', '-')[0]);
+            Assert.True(version >= s_lowestSupportedMLNet && version < s_firstUnsupportedMLNet,
+                $"{assembly.GetName().Name} {informational} is outside the supported range {SupportedMLNetRange}.");
         }
+        string declared = typeof(SparseMobileNetTransformer).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+            .Single(a => a.Key == "SupportedMLNetVersions").Value!;
+        Assert.Equal(SupportedMLNetRange, declared);
 
         var referenced = typeof(SparseMobileNetTransformer).Assembly.GetReferencedAssemblies()
             .Where(a => a.Name is "Microsoft.ML.Core" or "Microsoft.ML.Data").ToArray();

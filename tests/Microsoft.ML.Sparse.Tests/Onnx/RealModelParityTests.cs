@@ -257,9 +257,11 @@ public sealed class RealModelParityTests
             source = SKRect.Create((photo.Width - side) / 2, (photo.Height - side) / 2, side, side);
         }
         using var scaled = new SKBitmap(new SKImageInfo(size, size, SKColorType.Rgba8888, SKAlphaType.Premul));
+        // Mitchell cubic: what SkiaSharp 2's FilterQuality.High selected.
         using (var canvas = new SKCanvas(scaled))
-        using (var paint = new SKPaint { FilterQuality = SKFilterQuality.High, IsAntialias = true })
-            canvas.DrawBitmap(photo, source, SKRect.Create(size, size), paint);
+        using (var image = SKImage.FromBitmap(photo))
+        using (var paint = new SKPaint { IsAntialias = true })
+            canvas.DrawImage(image, source, SKRect.Create(size, size), new SKSamplingOptions(SKCubicResampler.Mitchell), paint);
 
         float[] mean = [0.485f, 0.456f, 0.406f], std = [0.229f, 0.224f, 0.225f];
         var tensor = new float[3 * size * size];

@@ -33,7 +33,7 @@ public sealed class ConcurrencyTests(ITestOutputHelper output)
             }
         })).ToArray();
         foreach (var thread in threads) thread.Start();
-        foreach (var thread in threads) Assert.True(thread.Join(TimeSpan.FromMinutes(2)), "a scoring thread did not finish within 2 minutes");
+        foreach (var thread in threads) Assert.True(thread.Join(Infrastructure.TestTimeouts.Scaled(TimeSpan.FromMinutes(2))), "a scoring thread did not finish in time");
         Assert.All(failures, failure => Assert.Null(failure));
     }
 

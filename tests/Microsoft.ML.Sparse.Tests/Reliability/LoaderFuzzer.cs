@@ -12,7 +12,7 @@ namespace Microsoft.ML.Sparse.Tests.Reliability;
 internal sealed class LoaderFuzzer
 {
     /// <summary>Per-case wall-clock bound (load plus one inference), generous for two busy cores.</summary>
-    public static readonly TimeSpan CaseTimeout = TimeSpan.FromSeconds(5);
+    public static readonly TimeSpan CaseTimeout = Infrastructure.TestTimeouts.Scaled(TimeSpan.FromSeconds(5));
 
     /// <summary>Managed bytes a load may allocate beyond <see cref="AllocationFactor"/> x the file size.</summary>
     public const long AllocationSlack = 16 << 20;
