@@ -72,7 +72,10 @@ public sealed class ConcurrencyTests(ITestOutputHelper output)
         var mismatches = new int[Callers];
         RunTogether(caller =>
         {
-            using var engine = mlContext.Model.CreatePredictionEngine<MLNetTestData.TinyInput, MLNetTestData.TinyOutput>(transformer);
+            // Engines over a shared transformer must not own it: by ML.NET's default, disposing an engine disposes its
+            // transformer (and so the model every other engine scores with), as with OnnxTransformer.
+            using var engine = mlContext.Model.CreatePredictionEngine<MLNetTestData.TinyInput, MLNetTestData.TinyOutput>(transformer,
+                new PredictionEngineOptions { OwnsTransformer = false });
             var input = new MLNetTestData.TinyInput();
             for (int i = 0; i < 250; i++)
             {
