@@ -4,13 +4,13 @@ namespace ScoringService;
 
 /// <summary>
 /// dotnet run -c Release --project samples/ScoringService [-- --scorer sparse|onnx] [--port 5117] [--model file.onnx]
-/// [--labels file] [--sparsity 0.9] [--workers N] [--queue 64] [--plain-logs]
+/// [--labels file] [--sparsity 0.9] [--workers N] [--queue 64] [--plain-logs] [--log-level Warning]
 /// </summary>
 public static class Program
 {
     public const string Usage =
         "usage: ScoringService [--scorer sparse|onnx] [--port 5117] [--model file.onnx] [--labels file|folder] [--sparsity 0.9]\n" +
-        "                      [--workers N] [--queue 64] [--max-body-bytes 4194304] [--max-image-side 4096] [--top 5] [--plain-logs]";
+        "                      [--workers N] [--queue 64] [--max-body-bytes 4194304] [--max-image-side 4096] [--top 5] [--plain-logs] [--log-level Information]";
 
     public static async Task<int> Main(string[] args)
     {
@@ -65,6 +65,9 @@ public static class Program
                 case "--max-image-side": options.MaxImageSide = Int(); break;
                 case "--top": options.TopK = Math.Max(1, Int()); break;
                 case "--plain-logs": options.JsonLogs = false; break;
+                case "--log-level":
+                    options.LogLevel = Enum.TryParse(Value(), ignoreCase: true, out LogLevel level) ? level : throw new ArgumentException($"--log-level takes a LogLevel name, got '{args[i]}'.");
+                    break;
                 case "-h" or "--help":
                     Console.WriteLine(Usage);
                     return null!;

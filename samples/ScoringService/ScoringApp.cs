@@ -27,7 +27,9 @@ public sealed partial class ScoringApp : IAsyncDisposable
     {
         _options = options;
         var builder = WebApplication.CreateSlimBuilder(args);
-        builder.Logging.ClearProviders();
+        builder.Logging.ClearProviders().SetMinimumLevel(options.LogLevel);
+        // Kestrel and routing log every request at Information: keep the service's own request lines only.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         if (options.JsonLogs) builder.Logging.AddJsonConsole(json => json.TimestampFormat = "O");
         else builder.Logging.AddSimpleConsole(console => console.SingleLine = true);
         builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.ShutdownTimeout);
@@ -190,7 +192,7 @@ public sealed partial class ScoringApp : IAsyncDisposable
         using var process = Process.GetCurrentProcess();
         return new HealthResponse(_app.Lifetime.ApplicationStopping.IsCancellationRequested ? "stopping" : "ok", _scorer.Kind.ToString(),
             Interlocked.Read(ref _served200), Interlocked.Read(ref _rejected), InFlight,
-            GC.GetTotalMemory(forceFullCollection: false), process.WorkingSet64, GC.CollectionCount(0), GC.CollectionCount(2));
+            GC.GetGCMemoryInfo().HeapSizeBytes, process.WorkingSet64, GC.CollectionCount(0), GC.CollectionCount(2));
     }
 
     private ModelResponse ModelDescription()
@@ -222,7 +224,7 @@ public sealed record ClassifyResponse(string Scorer, TopClass[] Top, Latency Lat
 
 public sealed record ErrorResponse(int Status, string Error);
 
-/// <summary>/healthz: counters, and the memory the load generator samples (managed heap and resident set).</summary>
+/// <summary>/healthz: counters, and the memory the load generator samples (managed heap at the last GC, resident set).</summary>
 public sealed record HealthResponse(string Status, string Scorer, long Classified, long Rejected, long InFlight, long GcHeapBytes, long RssBytes, int Gen0Collections, int Gen2Collections);
 
 public sealed record PruningSummary(double PrunedLayersSparsity, double OverallSparsity);

@@ -21,7 +21,7 @@ public sealed class ScoringServiceOptions
     /// <summary>The ONNX model; null: ../shared/models/mobilenet_v1_1.0_224.onnx beside the repository, else a generated MobileNet v1.</summary>
     public string? Model { get; set; }
 
-    /// <summary>Class names (JSON array or one per line, or a folder holding the ../shared label files); null: ../shared/labels.</summary>
+    /// <summary>Class names (JSON array or one per line, or a folder holding the ../shared label files); null: ../shared/labels for the default model, else "class i".</summary>
     public string? Labels { get; set; }
 
     /// <summary>The model is pruned to this sparsity by OnnxPruner at start-up (0: served as it is).</summary>
@@ -68,4 +68,7 @@ public sealed class ScoringServiceOptions
 
     /// <summary>Logs one JSON object per line (else the plain console format).</summary>
     public bool JsonLogs { get; set; } = true;
+
+    /// <summary>Least level logged (Warning under load tests: a log line per request costs throughput).</summary>
+    public LogLevel LogLevel { get; set; } = LogLevel.Information;
 }

@@ -61,7 +61,8 @@ internal sealed class ServedModel : IDisposable
                 file = Path.Combine(work, "pruned.onnx");
                 report = OnnxPruner.Prune(source, file, new PruningOptions { TargetSparsity = options.Sparsity });
             }
-            string? labels = options.Labels ?? (shared is null ? null : Path.Combine(shared, "labels"));
+            // ImageNet's names only for the default model: another model's classes are its own.
+            string? labels = options.Labels ?? (options.Model is null && shared is not null ? Path.Combine(shared, "labels") : null);
             int classes = SparseModel.Load(file, new SparseModelOptions { Threads = 1 }).OutputLength;
             return new ServedModel(source, file, LoadLabels(labels, classes), report, generated, work);
         }
