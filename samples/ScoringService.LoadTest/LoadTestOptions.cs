@@ -16,6 +16,9 @@ internal sealed class LoadTestOptions
 
     public int MemoryConcurrency { get; private set; } = 4;
 
+    /// <summary>The scorers the memory run is made for (default: the sparse engine only, the one this project ships).</summary>
+    public string[] MemoryScorers { get; private set; } = ["sparse"];
+
     public string? ImageFolder { get; private set; }
 
     public string? MarkdownFile { get; private set; }
@@ -44,6 +47,7 @@ internal sealed class LoadTestOptions
                     if (options.Scorers.Any(s => s is not ("sparse" or "onnx"))) throw new ArgumentException("--scorers takes sparse and/or onnx.");
                     break;
                 case "--memory-requests": options.MemoryRequests = (int)Number(0, 10_000_000); break;
+                case "--memory-scorers": options.MemoryScorers = Value().Split(','); break;
                 case "--memory-concurrency": options.MemoryConcurrency = (int)Number(1, 256); break;
                 case "--images": options.ImageFolder = Value(); break;
                 case "--markdown": options.MarkdownFile = Value(); break;

@@ -22,6 +22,7 @@ public sealed class HostileInputTests
         var error = await response.Content.ReadFromJsonAsync<ErrorResponse>(TestContext.Current.CancellationToken);
         Assert.Equal(hostile.Status, error!.Status);
         Assert.Contains(hostile.MessagePart, error.Error, StringComparison.OrdinalIgnoreCase);
+        TestContext.Current.TestOutputHelper?.WriteLine($"| {name} | {error.Status} | {error.Error} |");
 
         // Still serving, and answering the next good request.
         using var good = await PostAsync(client, GeneratedImage.Png(64, 64, seed: 1), "image/png");
