@@ -51,7 +51,7 @@ internal sealed class ImageValidator(ScoringServiceOptions options)
     {
         SKCodecResult.IncompleteInput => "the data is truncated",
         SKCodecResult.ErrorInInput => "the data is corrupt",
-        SKCodecResult.Unimplemented => "an unsupported variant of the format",
+        SKCodecResult.Unimplemented => "no decoder recognises the format or its variant",
         SKCodecResult.InvalidInput or SKCodecResult.CouldNotRewind => "an unrecognised or damaged header",
         _ => $"the decoder said {result}",
     };

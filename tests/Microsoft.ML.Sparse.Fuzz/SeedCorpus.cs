@@ -12,7 +12,7 @@ internal static class SeedCorpus
     {
         SyntheticMobileNetOptions Small(SyntheticArchitecture architecture) => new()
         {
-            Architecture = architecture, WidthMultiplier = 0.25f, Resolution = 32, Classes = 10, Seed = 1,
+            Architecture = architecture, WidthMultiplier = 0.1f, Resolution = 32, Classes = 10, Seed = 1,
         };
         yield return ("v1.onnx", SyntheticMobileNet.Create(Small(SyntheticArchitecture.MobileNetV1)));
         var sparse = Small(SyntheticArchitecture.MobileNetV1);
