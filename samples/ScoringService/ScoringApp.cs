@@ -26,6 +26,16 @@ public sealed partial class ScoringApp : IAsyncDisposable
     private ScoringApp(ScoringServiceOptions options, string[] args)
     {
         _options = options;
+        _served = ServedModel.Prepare(options);
+        try
+        {
+            _scorer = new ModelScorer(_served, options);
+        }
+        catch
+        {
+            _served.Dispose();
+            throw;
+        }
         var builder = WebApplication.CreateSlimBuilder(args);
         builder.Logging.ClearProviders().SetMinimumLevel(options.LogLevel);
         // Kestrel and routing log every request at Information: keep the service's own request lines only.
@@ -46,17 +56,6 @@ public sealed partial class ScoringApp : IAsyncDisposable
         });
         _app = builder.Build();
         _logger = _app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("ScoringService");
-
-        _served = ServedModel.Prepare(options);
-        try
-        {
-            _scorer = new ModelScorer(_served, options);
-        }
-        catch
-        {
-            _served.Dispose();
-            throw;
-        }
         _validator = new ImageValidator(options);
         _workers = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
         {
@@ -119,6 +118,12 @@ public sealed partial class ScoringApp : IAsyncDisposable
             // Kestrel's own limits: 413 over MaxRequestBodySize, 408 under MinRequestBodyDataRate.
             return Reject(new Rejection(e.StatusCode, e.StatusCode == StatusCodes.Status408RequestTimeout
                 ? $"The body arrived slower than {_options.MinBodyBytesPerSecond} bytes/s." : e.Message));
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException && context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away mid-upload: nobody to answer.
+            LogAbandoned(_logger, e.GetType().Name);
+            return Results.Empty;
         }
 
         Interlocked.Increment(ref _inFlight);
@@ -209,6 +214,9 @@ public sealed partial class ScoringApp : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Classified {Bytes} bytes ({Width}x{Height}) as {Label} ({Score:0.000}) in {TotalMs:0.00} ms (queue {QueueMs:0.00} ms, score {ScoreMs:0.00} ms)")]
     private static partial void LogClassified(ILogger logger, int bytes, int width, int height, string label, float score, double totalMs, double queueMs, double scoreMs);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "The client closed the connection during its upload ({Exception})")]
+    private static partial void LogAbandoned(ILogger logger, string exception);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Rejected with {StatusCode}: {Reason}")]
     private static partial void LogRejected(ILogger logger, int statusCode, string reason);

@@ -85,6 +85,42 @@ public sealed class ScoringServiceTests
         Assert.True(health.GcHeapBytes > 0 && health.RssBytes > 0);
     }
 
+    [Fact]
+    public async Task TheDefaultService_ServesMobileNetV1PrunedTo90Percent_WithTheLibrarysScores()
+    {
+        // What `dotnet run --project samples/ScoringService` serves: ../shared's MobileNet v1 pruned to 90%, ImageNet labels.
+        string source = SharedData.Require("models/mobilenet_v1_1.0_224.onnx");
+        byte[] photo = File.ReadAllBytes(SharedData.Require("images/parrot.jpg"));
+        await using var app = await StartAsync(o =>
+        {
+            o.Model = null;
+            o.Sparsity = new ScoringServiceOptions().Sparsity;
+        });
+        using var client = Client(app);
+        var cancel = TestContext.Current.CancellationToken;
+        var model = await client.GetFromJsonAsync<ModelResponse>("/model", cancel);
+        Assert.Equal(Path.GetFullPath(source), Path.GetFullPath(model!.Source));
+        Assert.False(model.Generated);
+        Assert.InRange(model.Pruning!.PrunedLayersSparsity, 0.89, 0.91);
+
+        using var response = await PostAsync(client, photo, "image/jpeg");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var answer = (await response.Content.ReadFromJsonAsync<ClassifyResponse>(cancel))!;
+        string prunedFile = model.Plan[0]["Model: ".Length..model.Plan[0].IndexOf(" (graph", StringComparison.Ordinal)];
+        var pruned = SparseModel.Load(prunedFile, new SparseModelOptions { Threads = 1 }, cancel);
+        using var workspace = pruned.CreateWorkspace();
+        var expected = new float[pruned.OutputLength];
+        pruned.Run(PixelsThroughMLNet(photo, pruned), expected, workspace);
+        string[] labels = File.ReadAllLines(SharedData.Require("labels/imagenet_labels_1001_coral.txt"));
+        int[] order = Enumerable.Range(0, expected.Length).OrderByDescending(i => expected[i]).Take(5).ToArray();
+        Assert.Equal(order, answer.Top.Select(t => t.Index));
+        foreach (var top in answer.Top)
+        {
+            Assert.Equal(expected[top.Index], top.Score, 1e-6f);
+            Assert.Equal(labels[top.Index], top.Label);
+        }
+    }
+
     /// <summary>The pixels the library's ML.NET pipeline gives for an image file: LoadImages -> ResizeImages (centred crop) -> ExtractPixels (x / 127.5 - 1).</summary>
     private static float[] PixelsThroughMLNet(byte[] image, SparseModel model)
     {
