@@ -1,0 +1,102 @@
+using System.Net.Http.Json;
+using ScoringService;
+using static Microsoft.ML.Sparse.Tests.Service.ServiceHarness;
+
+namespace Microsoft.ML.Sparse.Tests.Service;
+
+/// <summary>A saturated service refuses with 429 (queue full) or 503 (waited too long), never 500; a shutdown finishes what is in flight.</summary>
+public sealed class SaturationAndShutdownTests
+{
+    [Fact]
+    public async Task AFullQueue_Gets429_AndTheRestAreServed()
+    {
+        await using var app = await StartAsync(o =>
+        {
+            o.Model = SlowModelFile;
+            o.Workers = 1;
+            o.QueueLimit = 1;
+            o.QueueTimeout = TimeSpan.FromMinutes(2);
+        });
+        var statuses = await Burst(app, requests: 16);
+        Assert.All(statuses, s => Assert.True(s is 200 or 429, $"status {s}"));
+        Assert.Contains(429, statuses);
+        Assert.True(statuses.Count(s => s == 200) >= 2, string.Join(",", statuses));
+    }
+
+    [Fact]
+    public async Task AQueueWaitOverTheTimeout_Gets503()
+    {
+        await using var app = await StartAsync(o =>
+        {
+            o.Model = SlowModelFile;
+            o.Workers = 1;
+            o.QueueLimit = 100;
+            o.QueueTimeout = TimeSpan.FromMilliseconds(1);
+        });
+        var statuses = await Burst(app, requests: 12);
+        Assert.All(statuses, s => Assert.True(s is 200 or 503, $"status {s}"));
+        Assert.Contains(503, statuses);
+        Assert.Contains(200, statuses);
+    }
+
+    [Fact]
+    public async Task Shutdown_FinishesTheRequestInFlight_ThenRefusesConnections()
+    {
+        var cancel = TestContext.Current.CancellationToken;
+        var app = await StartAsync();
+        await using var _ = app;
+        var address = app.Address;
+        byte[] image = GeneratedImage.Png(96, 96, seed: 9);
+        Task? stop = null;
+        // Half the body, then the shutdown starts, then the rest of the body: the request must still be answered.
+        var (status, body) = await PostRawAsync(address, image, "image/png", chunk: image.Length / 2 + 1, async _ =>
+        {
+            stop = app.StopAsync(cancel);
+            await Task.Delay(500, cancel);
+            Assert.True(app.Stopping.IsCancellationRequested);
+            Assert.False(stop.IsCompleted, "the shutdown did not wait for the request being read");
+        });
+        Assert.True(status == 200, $"{status} {body}");
+        await stop!.WaitAsync(TimeSpan.FromSeconds(30), cancel);
+        using var client = new HttpClient { BaseAddress = address };
+        await Assert.ThrowsAsync<HttpRequestException>(() => client.GetAsync("/healthz", cancel));
+    }
+
+    [Fact]
+    public async Task ConcurrentClients_GetTheSameScoresAsOneAtATime()
+    {
+        await using var app = await StartAsync(o => o.Workers = 2);
+        using var client = Client(app);
+        var cancel = TestContext.Current.CancellationToken;
+        byte[][] images = Enumerable.Range(0, 4).Select(i => GeneratedImage.Png(80 + 10 * i, 64, seed: 20 + i)).ToArray();
+        var alone = new List<TopClass[]>();
+        foreach (var image in images)
+        {
+            using var response = await PostAsync(client, image, "image/png");
+            alone.Add((await response.Content.ReadFromJsonAsync<ClassifyResponse>(cancel))!.Top);
+        }
+        var together = await Task.WhenAll(Enumerable.Range(0, 64).Select(async i =>
+        {
+            using var response = await PostAsync(client, images[i % images.Length], "image/png");
+            Assert.Equal(200, (int)response.StatusCode);
+            return (i, (await response.Content.ReadFromJsonAsync<ClassifyResponse>(cancel))!.Top);
+        }));
+        foreach (var (i, top) in together) Assert.Equal(alone[i % images.Length], top);
+    }
+
+    /// <summary><paramref name="requests"/> requests at once, each on its own connection; their statuses.</summary>
+    private static async Task<int[]> Burst(ScoringApp app, int requests)
+    {
+        byte[] image = GeneratedImage.Png(224, 224, seed: 8);
+        using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = requests }) { BaseAddress = app.Address, Timeout = TimeSpan.FromSeconds(120) };
+        using var start = new ManualResetEventSlim();
+        var burst = Enumerable.Range(0, requests).Select(_ => Task.Run(async () =>
+        {
+            start.Wait(TestContext.Current.CancellationToken);
+            using var response = await PostAsync(client, image, "image/png");
+            return (int)response.StatusCode;
+        })).ToArray();
+        start.Set();
+        return await Task.WhenAll(burst);
+    }
+}
