@@ -61,7 +61,7 @@ internal sealed class ProgressDisplay : IDisposable
             _drawn = now;
             string seconds = Stopwatch.GetElapsedTime(_start).TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture) + " s";
             string line = _total <= 0
-                ? $"{_label} {seconds}"
+                ? $"{_label} {_item} {seconds}"
                 : $"{_label} [{new string('#', BarWidth * _done / _total).PadRight(BarWidth, '-')}] {_done}/{_total} {_item} {seconds}";
             _width = Math.Max(_width, line.Length);
             _writer.Write("\r" + line.PadRight(_width));

@@ -5,9 +5,11 @@ using Microsoft.ML.Sparse.Onnx.Pruning;
 namespace Microsoft.ML.Sparse;
 
 /// <summary>
-/// One-shot magnitude pruning of a dense ONNX model: zeroes the smallest weights (or blocks of output channels) of its
-/// 1x1 convolutions and Gemm/MatMul layers until a target sparsity, and writes the same graph with only initializer
-/// values changed. Without fine-tuning this costs accuracy; see docs/pruning.md.
+/// One-shot pruning of a dense ONNX model: zeroes weights (or blocks of output channels) of its 1x1 convolutions and
+/// Gemm/MatMul layers until a target sparsity, and writes the same graph with only initializer values changed. By
+/// magnitude (no data; costs accuracy quickly) or, with <see cref="PruningMethod.Reconstruction"/>, by layer-wise
+/// reconstruction from a few calibration images, which keeps the model's answers to much higher sparsity. Not thread
+/// safe per call arguments only: concurrent calls on different models are independent. See docs/pruning.md.
 /// </summary>
 public static class OnnxPruner
 {
@@ -78,11 +80,17 @@ public static class OnnxPruner
             reports[i] = new LayerPruningReport(layer.Name, layer.Node.OpType, layer.WeightName, layer.Kind, layer.Shape, nonzeros, nonzeros, false, "dense: " + skip);
         }
 
-        if (options.Scope == PruningScope.Global) PruningUnits.PruneGlobally(candidates, options.TargetSparsity, cancellationToken);
-        foreach (var units in candidates)
+        var notes = options.Method == PruningMethod.Reconstruction
+            ? Reconstruct(file, candidates, options, cancellationToken)
+            : [];
+        if (options.Method == PruningMethod.Magnitude)
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            if (options.Scope == PruningScope.PerLayer) units.PruneSmallest(options.TargetSparsity);
+            if (options.Scope == PruningScope.Global) PruningUnits.PruneGlobally(candidates, options.TargetSparsity, cancellationToken);
+            foreach (var units in candidates)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (options.Scope == PruningScope.PerLayer) units.PruneSmallest(options.TargetSparsity);
+            }
         }
 
         // Only now, with every selection made, are the initializers rewritten: a cancelled run leaves the model untouched.
@@ -91,10 +99,45 @@ public static class OnnxPruner
             cancellationToken.ThrowIfCancellationRequested();
             var layer = units.Layer;
             string note = layer.WriteZeros(file, units.Values);
+            if (notes.TryGetValue(units, out string? method)) note = note.Length == 0 ? method : method + "; " + note;
             reports[units.LayerIndex] = new LayerPruningReport(layer.Name, layer.Node.OpType, layer.WeightName, layer.Kind, layer.Shape,
                 units.NonzerosBefore, PruningUnits.CountNonzeros(units.Values), true, note);
         }
         return new PruningReport(options, reports.Select(report => report!).ToList());
+    }
+
+    /// <summary>
+    /// <see cref="PruningMethod.Reconstruction"/>: the layers whose inputs can be collected are reconstructed one after
+    /// another; the rest (full and depthwise convolutions when included) are magnitude-pruned. A global scope sets the
+    /// per-layer targets where one magnitude threshold over all candidates would put them.
+    /// </summary>
+    private static Dictionary<PruningUnits, string> Reconstruct(OnnxModelFile file, List<PruningUnits> candidates, PruningOptions options, CancellationToken cancellationToken)
+    {
+        var targets = candidates.ToDictionary(units => units, _ => (double)options.TargetSparsity);
+        if (options.Scope == PruningScope.Global)
+        {
+            var trial = candidates.Select(units => new PruningUnits(units.Layer, units.LayerIndex, (float[])units.Values.Clone(),
+                units.Layer.Kind == WeightLayerKind.Depthwise ? 1 : options.BlockSize, options.BlockNorm)).ToList();
+            PruningUnits.PruneGlobally(trial, options.TargetSparsity, cancellationToken);
+            for (int i = 0; i < candidates.Count; i++)
+                targets[candidates[i]] = 1.0 - (double)PruningUnits.CountNonzeros(trial[i].Values) / Math.Max(1, trial[i].Values.Length);
+        }
+
+        var reconstructed = new List<(PruningUnits Units, int Stride, double Target)>();
+        var notes = new Dictionary<PruningUnits, string>();
+        foreach (var units in candidates)
+        {
+            string? reason = ReconstructionPruning.Unsupported(units.Layer, out int stride);
+            if (reason is null)
+            {
+                reconstructed.Add((units, stride, targets[units]));
+                continue;
+            }
+            units.PruneSmallest((float)targets[units]);
+            notes[units] = "magnitude: " + reason;
+        }
+        foreach (var (units, note) in ReconstructionPruning.Run(file, reconstructed, options, cancellationToken)) notes[units] = note;
+        return notes;
     }
 
     private static string? SkipReason(WeightLayer layer, PruningOptions options) => layer.Kind switch

@@ -19,9 +19,35 @@ public enum BlockNorm
     L1,
 }
 
-/// <summary>Options of <see cref="OnnxPruner"/>: one-shot magnitude pruning of a dense ONNX model.</summary>
+/// <summary>How <see cref="OnnxPruner"/> chooses the weights to remove.</summary>
+public enum PruningMethod
+{
+    /// <summary>Zero the smallest weights (or blocks); the others keep their values. Needs no data; costs accuracy
+    /// quickly (see docs/pruning.md).</summary>
+    Magnitude,
+
+    /// <summary>
+    /// Layer-wise reconstruction from calibration images (Optimal Brain Surgeon in the column-by-column form of
+    /// SparseGPT): the model's own engine runs the images to collect each 1x1 / fully connected layer's inputs X; the
+    /// layer's weights are pruned to minimise ||W X - W' X||^2, updating the kept weights to compensate, with a bias
+    /// correction for the remaining mean shift; layers are pruned in network order, each fed by the already-pruned
+    /// layers before it. Needs <see cref="PruningOptions.Calibration"/>; no labels or gradients.
+    /// </summary>
+    Reconstruction,
+}
+
+/// <summary>Options of <see cref="OnnxPruner"/>: one-shot pruning of a dense ONNX model.</summary>
 public sealed class PruningOptions
 {
+    /// <summary>Magnitude (default) or calibrated <see cref="PruningMethod.Reconstruction"/>.</summary>
+    public PruningMethod Method { get; set; } = PruningMethod.Magnitude;
+
+    /// <summary>The calibration images and preprocessing for <see cref="PruningMethod.Reconstruction"/>; ignored by magnitude pruning.</summary>
+    public CalibrationOptions? Calibration { get; set; }
+
+    /// <summary>Receives one report per pruned layer (and per calibration pass); null for none. Called on the pruning thread.</summary>
+    public IProgress<PruningProgress>? Progress { get; set; }
+
     /// <summary>Fraction of each prunable layer's weights (or of all of them, for <see cref="PruningScope.Global"/>)
     /// that is zero afterwards, counting zeros already there; 0 to 1. Default 0.9.</summary>
     public float TargetSparsity { get; set; } = 0.9f;
@@ -54,5 +80,12 @@ public sealed class PruningOptions
             throw new ArgumentOutOfRangeException(nameof(BlockSize), BlockSize, "BlockSize must be 1, 2, 4 or 8 output channels.");
         if (!Enum.IsDefined(Scope)) throw new ArgumentOutOfRangeException(nameof(Scope), Scope, "Scope must be PerLayer or Global.");
         if (!Enum.IsDefined(BlockNorm)) throw new ArgumentOutOfRangeException(nameof(BlockNorm), BlockNorm, "BlockNorm must be L2 or L1.");
+        if (!Enum.IsDefined(Method)) throw new ArgumentOutOfRangeException(nameof(Method), Method, "Method must be Magnitude or Reconstruction.");
+        if (Method == PruningMethod.Reconstruction)
+        {
+            if (Calibration is null)
+                throw new ArgumentException("PruningMethod.Reconstruction needs PruningOptions.Calibration (an image folder, image paths or input tensors).", nameof(Calibration));
+            Calibration.Validate();
+        }
     }
 }

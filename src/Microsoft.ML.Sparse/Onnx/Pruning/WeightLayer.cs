@@ -30,6 +30,15 @@ internal sealed class WeightLayer
     /// <summary>Why the weight cannot be pruned at all (it is not a float initializer), or null.</summary>
     public string? Unreadable { get; init; }
 
+    /// <summary>The constant bias, one value per output channel (Conv input 2, Gemm input C), or null.</summary>
+    public StoredWeight? Bias { get; init; }
+
+    /// <summary>How much of a shift of W x reaches the bias term: alpha / beta for Gemm, 1 for Conv.</summary>
+    public double BiasScale { get; init; } = 1;
+
+    /// <summary>The node's data input (the activations the weight multiplies).</summary>
+    public string InputName => Node.Input[0];
+
     public string Name => OnnxModelFile.NodeName(Node);
 
     /// <summary>The initializer's name, or "orig * mask" for a product.</summary>
@@ -66,6 +75,30 @@ internal sealed class WeightLayer
             Factors[f].Write(values);
         }
         return mask >= 0 ? $"product pruned; zeros written to the 0/1 mask '{Factors[mask].Name}'" : "product pruned; zeros written to both factors (neither is a 0/1 mask)";
+    }
+
+    /// <summary>Stores new effective weight values (pruned ones zero): into the single initializer, or for a product into
+    /// the non-mask factor, zeroing the 0/1 mask where pruned.</summary>
+    public void WriteValues(OnnxModelFile file, float[] values)
+    {
+        if (Factors.Count == 1)
+        {
+            Factors[0].Write(values);
+            return;
+        }
+        var factorValues = Factors.Select(factor => factor.Read(file)).ToArray();
+        int mask = Array.FindIndex(factorValues, v => Array.TrueForAll(v, x => x is 0f or 1f));
+        int carrier = mask == 0 ? 1 : 0;
+        float[] other = factorValues[1 - carrier];
+        float[] carried = new float[values.Length];
+        for (int i = 0; i < values.Length; i++)
+        {
+            // Pruned and originally zero products stay zero; the other factor keeps its value, the carrier takes the rest.
+            if (values[i] != 0f && other[i] != 0f) carried[i] = values[i] / other[i];
+            if (values[i] == 0f && mask >= 0) other[i] = 0f;
+        }
+        Factors[carrier].Write(carried);
+        if (mask >= 0) Factors[mask].Write(other);
     }
 
     /// <summary>Every Conv, Gemm and MatMul of the graph whose weight is a constant (or could not be traced), in node order.</summary>
@@ -113,7 +146,14 @@ internal sealed class WeightLayer
                 continue;
             }
             string? unsupported = factors.Select(f => f.UnsupportedReason).FirstOrDefault(reason => reason is not null);
-            layers.Add(Describe(node, factors, unsupported is null ? null : "its weight has " + unsupported));
+            var layer = Describe(node, factors, unsupported is null ? null : "its weight has " + unsupported);
+            if (layer.Unreadable is null && node.OpType != "MatMul" && node.Input.Count > 2 && Resolve(node.Input[2], out _) is [var bias]
+                && bias.UnsupportedReason is null && bias.Dims.Aggregate(1L, (p, d) => p * d) == layer.OutChannels && bias.Dims.Count(d => d != 1) <= 1)
+            {
+                double alpha = node.Attribute.FirstOrDefault(a => a.Name == "alpha")?.F ?? 1f, beta = node.Attribute.FirstOrDefault(a => a.Name == "beta")?.F ?? 1f;
+                layer = layer.WithBias(bias, node.OpType == "Gemm" ? (beta == 0 ? double.NaN : alpha / beta) : 1);
+            }
+            layers.Add(layer);
         }
 
         // The classifier is the last weight layer of the graph.
@@ -125,7 +165,13 @@ internal sealed class WeightLayer
     private WeightLayer WithKind(WeightLayerKind kind) => new()
     {
         Node = Node, Kind = kind, Factors = Factors, Shape = Shape, OutChannels = OutChannels, OutStride = OutStride,
-        InnerCount = InnerCount, InnerStride = InnerStride, Unreadable = Unreadable,
+        InnerCount = InnerCount, InnerStride = InnerStride, Unreadable = Unreadable, Bias = Bias, BiasScale = BiasScale,
+    };
+
+    private WeightLayer WithBias(StoredWeight bias, double scale) => new()
+    {
+        Node = Node, Kind = Kind, Factors = Factors, Shape = Shape, OutChannels = OutChannels, OutStride = OutStride,
+        InnerCount = InnerCount, InnerStride = InnerStride, Unreadable = Unreadable, Bias = double.IsFinite(scale) ? bias : null, BiasScale = scale,
     };
 
     private static WeightLayer Untraced(NodeProto node, string reason) => new()
