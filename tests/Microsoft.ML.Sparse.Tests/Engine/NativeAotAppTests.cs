@@ -57,17 +57,39 @@ public sealed class NativeAotAppTests
         }
     }
 
-    /// <summary>The published executable, if it is newer than the engine this test runs (else it would test an old engine).</summary>
+    /// <summary>
+    /// The published executable, if it was built from the sources in this working tree (else it would test another
+    /// engine): build/publish-aot.sh stores the hash of those sources beside it, computed as <see cref="SourcesHash"/> does.
+    /// </summary>
     private static string RequireAotBinary()
     {
-        string binary = Path.Combine(SharedData.RepositoryRoot, "artifacts", "aot", OperatingSystem.IsWindows() ? "SparseMobileNet.Aot.exe" : "SparseMobileNet.Aot");
+        string folder = Path.Combine(SharedData.RepositoryRoot, "artifacts", "aot");
+        string binary = Path.Combine(folder, OperatingSystem.IsWindows() ? "SparseMobileNet.Aot.exe" : "SparseMobileNet.Aot");
+        string stamp = Path.Combine(folder, "engine-sources.sha256");
         string? problem = !File.Exists(binary) ? $"the Native AOT sample is not published at {binary}"
-            : File.GetLastWriteTimeUtc(binary) < File.GetLastWriteTimeUtc(typeof(SparseModel).Assembly.Location) ? $"{binary} is older than the engine under test"
+            : !File.Exists(stamp) ? $"{stamp} is missing"
+            : File.ReadAllText(stamp).Trim() != SourcesHash() ? $"{binary} was built from other engine sources than this working tree's"
             : null;
         if (problem is null) return binary;
         string reason = $"{problem}; run build/publish-aot.sh (needs clang and zlib1g-dev).";
         if (SharedData.IsCI) Assert.Fail(reason + " CI=true requires it (.ci/run publishes it).");
         Assert.Skip(reason);
         return binary;
+    }
+
+    /// <summary>What build/engine-sources-hash.sh prints: SHA-256 of the sha256sum listing of the engine's and the sample's sources.</summary>
+    private static string SourcesHash()
+    {
+        string root = SharedData.RepositoryRoot;
+        string[] extensions = [".cs", ".csproj", ".proto"];
+        var files = new[] { "src/Microsoft.ML.Sparse", "samples/SparseMobileNet.Aot" }
+            .SelectMany(folder => Directory.EnumerateFiles(Path.Combine(root, folder), "*", SearchOption.AllDirectories))
+            .Select(path => Path.GetRelativePath(root, path).Replace('\\', '/'))
+            .Where(path => extensions.Contains(Path.GetExtension(path)) && !path.Contains("/bin/", StringComparison.Ordinal) && !path.Contains("/obj/", StringComparison.Ordinal))
+            .Order(StringComparer.Ordinal);
+        var listing = new System.Text.StringBuilder();
+        foreach (string path in files)
+            listing.Append(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(Path.Combine(root, path))))).Append("  ").Append(path).Append('\n');
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(listing.ToString())));
     }
 }
