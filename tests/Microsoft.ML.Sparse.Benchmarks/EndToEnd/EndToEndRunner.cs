@@ -14,7 +14,7 @@ using BenchmarkDotNet.Toolchains.InProcess.Emit;
 namespace Microsoft.ML.Sparse.Benchmarks.EndToEnd;
 
 /// <summary>
-/// `e2e [--quick | --targets] [--model NAME]`: runs <see cref="EndToEndBenchmarks"/> side by side in one BenchmarkDotNet run and
+/// `e2e [--quick | --targets] [--model NAME] [--sparsities 0,0.7,0.9] [--threads 1]`: runs <see cref="EndToEndBenchmarks"/> side by side in one BenchmarkDotNet run and
 /// writes docs/benchmarks/e2e-results.md (medians and ratios) and e2e-results.csv (input of the chart tool). `--model` keeps
 /// one model's rows (a shorter run, for a machine whose two vCPUs are not both available for long).
 /// </summary>
@@ -43,6 +43,9 @@ internal static class EndToEndRunner
             // Only the rows the engine's targets name: 70% and 90%, 1 and 2 threads.
             EndToEndBenchmarks.Sparsities = [0.7, 0.9];
         }
+        // --sparsities 0,0.7,0.9 and --threads 1: any grid (e.g. the family grid: every model dense, 70%, 90%, one thread).
+        if (ListFlag(args, "--sparsities") is { } sparsities) EndToEndBenchmarks.Sparsities = sparsities;
+        if (ListFlag(args, "--threads") is { } threads) EndToEndBenchmarks.ThreadCounts = threads.Select(t => (int)t).ToArray();
 
         // In-process: no per-benchmark project build, so the quick mode fits in two minutes.
         var job = Job.Default.WithToolchain(InProcessEmitToolchain.Instance)
@@ -82,6 +85,14 @@ internal static class EndToEndRunner
             ToMarkdown(results, summary, quick ? "quick mode" : targets ? "target rows only" : "full mode", (probeBefore, probeAfter), macs, peak));
         Console.WriteLine($"wrote {Path.Combine(folder, "e2e-results.md")} and e2e-results.csv");
         return 0;
+    }
+
+    private static double[]? ListFlag(string[] args, string flag)
+    {
+        int at = Array.IndexOf(args, flag);
+        return at >= 0 && at + 1 < args.Length
+            ? args[at + 1].Split(',').Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray()
+            : null;
     }
 
     private sealed record Result(string Model, string Engine, int Threads, double Sparsity, double MedianMs);
