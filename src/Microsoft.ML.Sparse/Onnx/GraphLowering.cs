@@ -20,6 +20,9 @@ internal sealed class GraphLowering
     private readonly Dictionary<string, string> _aliases = [];
     private readonly LoweredGraph _graph;
 
+    /// <summary>Constant arrays a layer already holds as its own weights (by reference): a second user gets a copy.</summary>
+    private readonly HashSet<float[]> _taken = new(ReferenceEqualityComparer.Instance);
+
     private GraphLowering(OnnxModelFile file, LoweredGraph graph)
     {
         _file = file;
@@ -229,9 +232,16 @@ internal sealed class GraphLowering
         layer.StrideHeight = (int)strides[0];
         layer.StrideWidth = (int)strides[1];
         layer.Padding = padding;
-        layer.Weights = (float[])weights.Floats!.Clone();
-        layer.Bias = bias is null ? new float[outChannels] : (float[])bias.AsFloats().Clone();
+        layer.Weights = Take(weights.Floats!);
+        layer.Bias = bias is null ? new float[outChannels] : Take(bias.AsFloats());
     }
+
+    /// <summary>
+    /// A constant's values as a layer's own weights, which the fusion passes later rewrite in place (folding BatchNorm and
+    /// affine layers): the array itself for its first user, which saves copying every weight of the model once at load,
+    /// and a copy for any further one (weights shared between layers).
+    /// </summary>
+    private float[] Take(float[] values) => _taken.Add(values) ? values : (float[])values.Clone();
 
     /// <summary>Largest stride or pad of a convolution: far above any real model, far below int overflow in the kernels' index arithmetic.</summary>
     private const int MaxConvExtent = 1 << 16;

@@ -1,6 +1,9 @@
 namespace Microsoft.ML.Sparse.Onnx;
 
-/// <summary>Turns a fused <see cref="LoweredGraph"/> into engine layers on a <see cref="SparseNetworkBuilder"/>.</summary>
+/// <summary>
+/// Turns a fused <see cref="LoweredGraph"/> into engine layers on a <see cref="SparseNetworkBuilder"/>, handing it the
+/// graph's 1x1 and fully connected weight arrays (the graph is dropped once the network is built).
+/// </summary>
 internal static class NetworkEmitter
 {
     public static SparseNetwork Emit(LoweredGraph graph, SparseNetworkOptions options, CancellationToken cancellationToken)
@@ -15,7 +18,7 @@ internal static class NetworkEmitter
             tensors[layer.Output] = layer.Kind switch
             {
                 LayerKind.Conv => EmitConv(builder, layer, x, layer.Residual is null ? null : tensors[layer.Residual]),
-                LayerKind.Gemm => builder.FullyConnected(x, layer.Weights, layer.Bias, layer.Bias.Length, layer.Activation, layer.Name),
+                LayerKind.Gemm => builder.FullyConnectedOwned(x, layer.Weights, layer.Bias, layer.Bias.Length, layer.Activation, layer.Name),
                 // A per-channel affine, or a bare zero pad, is a depthwise 1x1 convolution with the scale as its weights.
                 LayerKind.Affine => builder.DepthwiseConv(x, layer.Weights, layer.Bias, 1, 1, activation: layer.Activation, name: layer.Name),
                 LayerKind.Pad => builder.DepthwiseConv(x, Enumerable.Repeat(1f, x.Channels).ToArray(), new float[x.Channels], 1, 1,
@@ -35,7 +38,7 @@ internal static class NetworkEmitter
     private static TensorHandle EmitConv(SparseNetworkBuilder builder, Layer layer, TensorHandle x, TensorHandle? residual)
     {
         if (layer.IsPointwise)
-            return builder.Pointwise(x, layer.Weights, layer.Bias, layer.Bias.Length, layer.Activation, residual, layer.Name);
+            return builder.PointwiseOwned(x, layer.Weights, layer.Bias, layer.Bias.Length, layer.Activation, residual, layer.Name);
         if (residual is not null) throw new InvalidOperationException($"Layer {layer.Name}: only 1x1 convolutions take a residual.");
         return layer.Group == 1
             ? builder.Conv(x, layer.Weights, layer.Bias, layer.Bias.Length, layer.KernelHeight, layer.KernelWidth,

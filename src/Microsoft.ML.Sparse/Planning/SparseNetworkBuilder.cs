@@ -65,6 +65,14 @@ public sealed class SparseNetworkBuilder
     /// must have the output's shape.
     /// </summary>
     public TensorHandle Pointwise(TensorHandle x, ReadOnlySpan<float> weights, ReadOnlySpan<float> bias, int outChannels,
+        Activation activation = default, TensorHandle? residual = null, string? name = null) =>
+        PointwiseOwned(x, weights.ToArray(), bias, outChannels, activation, residual, name);
+
+    /// <summary>
+    /// <see cref="Pointwise"/> keeping <paramref name="weights"/> itself until <see cref="Build"/> converts it (the importer
+    /// hands over arrays nobody else uses: one copy of the model's 1x1 weights less at load).
+    /// </summary>
+    internal TensorHandle PointwiseOwned(TensorHandle x, float[] weights, ReadOnlySpan<float> bias, int outChannels,
         Activation activation = default, TensorHandle? residual = null, string? name = null)
     {
         string layer = LayerName(name, "Pointwise");
@@ -75,20 +83,24 @@ public sealed class SparseNetworkBuilder
             Check(r, layer);
             RequireShape(layer, "residual", r, outChannels, x.Height, x.Width);
         }
-        // Not pinned: Prepare converts the dense weights into the kernel's own format.
-        float[] w = weights.ToArray(), b = PinBias(bias, outChannels);
-        return Add(output => new PointwiseSpec(layer, x, output, w, b, activation, residual), outChannels, x.Height, x.Width);
+        float[] b = PinBias(bias, outChannels);
+        return Add(output => new PointwiseSpec(layer, x, output, weights, b, activation, residual), outChannels, x.Height, x.Width);
     }
 
     /// <summary>Fully connected layer over the whole flattened CHW input, weights <c>[outChannels, C*H*W]</c>; output is <c>[outChannels, 1, 1]</c>.</summary>
     public TensorHandle FullyConnected(TensorHandle x, ReadOnlySpan<float> weights, ReadOnlySpan<float> bias, int outChannels,
+        Activation activation = default, string? name = null) =>
+        FullyConnectedOwned(x, weights.ToArray(), bias, outChannels, activation, name);
+
+    /// <summary><see cref="FullyConnected"/> keeping <paramref name="weights"/> itself until <see cref="Build"/> (as <see cref="PointwiseOwned"/>).</summary>
+    internal TensorHandle FullyConnectedOwned(TensorHandle x, float[] weights, ReadOnlySpan<float> bias, int outChannels,
         Activation activation = default, string? name = null)
     {
         string layer = LayerName(name, "FullyConnected");
         Check(x, layer);
         CheckWeights(layer, weights, bias, outChannels, (long)outChannels * x.Length, $"[{outChannels}, {x.Length}]");
-        float[] w = weights.ToArray(), b = PinBias(bias, outChannels);
-        return Add(output => new FullyConnectedLayer(layer, "FullyConnected", [x], output, w, b, activation), outChannels, 1, 1);
+        float[] b = PinBias(bias, outChannels);
+        return Add(output => new FullyConnectedLayer(layer, "FullyConnected", [x], output, weights, b, activation), outChannels, 1, 1);
     }
 
     /// <summary>Mean over H and W; output is <c>[C, 1, 1]</c>.</summary>

@@ -1,4 +1,7 @@
+using System.Diagnostics;
+using System.Globalization;
 using Microsoft.ML.Data;
+using Microsoft.ML.Sparse.Onnx;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.Sparse.Samples;
 using Microsoft.ML.Transforms.Onnx;
@@ -23,6 +26,7 @@ internal static class StartupChild
         {
             case "ort": RunSession(path, inputName, outputName, input, outputLength, predictions, steady); break;
             case "mlnet-onnx" or "mlnet-sparse": RunPredictionEngine(kind == "mlnet-sparse", path, inputName, outputName, input, outputLength, predictions, steady); break;
+            case "phases": RunPhases(path, input, outputLength); break;
             default: throw new ArgumentException($"Unknown start-up case '{kind}'.");
         }
         return 0;
@@ -47,6 +51,35 @@ internal static class StartupChild
         StartupReport.Loaded();
         StartupReport.TimePredictions(() => session.Run(runOptions, inputNames, inputs, outputNames, outputs), predictions, steady);
         StartupReport.Finish("onnxruntime", output);
+    }
+
+    /// <summary>
+    /// SparseModel.Load's stages timed one by one in a fresh JIT process (so each includes compiling its code): reading and
+    /// parsing the protobuf, lowering and fusing the graph, planning (weights into kernel formats, buffers), and the warm-up
+    /// inference; then the first prediction. Where load time goes, and what ReadyToRun or AOT would save.
+    /// </summary>
+    private static void RunPhases(string path, float[] input, int outputLength)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var file = OnnxModelFile.Read(path);
+        Print("read_ms", ref start);
+        var graph = SparseModel.Lower(file, inputShape: null, CancellationToken.None);
+        Print("lower_ms", ref start);
+        using var network = NetworkEmitter.Emit(graph, new SparseNetworkOptions { Threads = 1 }, CancellationToken.None);
+        Print("plan_ms", ref start);
+        network.WarmUp();
+        Print("warmup_ms", ref start);
+        using var workspace = network.CreateWorkspace();
+        var output = new float[outputLength];
+        StartupReport.Loaded();
+        StartupReport.TimePredictions(() => network.Run(input, output, workspace), 1, 0);
+        StartupReport.Finish("phases", output);
+    }
+
+    private static void Print(string key, ref long start)
+    {
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{key}={Stopwatch.GetElapsedTime(start).TotalMilliseconds:0.###}"));
+        start = Stopwatch.GetTimestamp();
     }
 
     private static void RunPredictionEngine(bool sparse, string path, string inputName, string outputName, float[] input, int outputLength,

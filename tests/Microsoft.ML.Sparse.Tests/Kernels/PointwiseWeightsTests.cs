@@ -40,6 +40,44 @@ public class PointwiseWeightsTests
         }
     }
 
+    /// <summary>
+    /// The zero pattern is read one bit per weight in words of 64 inputs, 8 at a time where SIMD is available: rows that end
+    /// mid-word and mid-vector, -0 (a zero), NaN, infinities and denormals (nonzeros) must all count and pack as a
+    /// plain scan of W says, for every block width.
+    /// </summary>
+    [Theory]
+    [InlineData(5, 1)]
+    [InlineData(6, 63)]
+    [InlineData(9, 64)]
+    [InlineData(13, 65)]
+    [InlineData(8, 131)]
+    [InlineData(3, 200)]
+    public void ZeroPatternOfSpecialValuesAndRaggedRowsMatchesAPlainScan(int outChannels, int inChannels)
+    {
+        var random = new Random(outChannels * 1000 + inChannels);
+        float[] specials = [0f, -0f, float.NaN, float.PositiveInfinity, float.NegativeInfinity, float.Epsilon, -float.Epsilon, 1e-30f];
+        var weights = new float[outChannels * inChannels];
+        // Whole zero blocks of 4 channels here and there, so every block width can be chosen.
+        for (int i = 0; i < weights.Length; i++)
+            weights[i] = random.NextDouble() < 0.6 ? (random.Next(2) == 0 ? 0f : -0f)
+                : random.NextDouble() < 0.3 ? specials[random.Next(specials.Length)] : (float)(random.NextDouble() * 2 - 1);
+        long nonZeros = weights.Count(w => w != 0f);
+        using var packed = PointwiseWeights.Create(weights, [], outChannels, inChannels, PointwiseKernelTests.ForceSparse);
+        Assert.Equal(nonZeros, packed.NonZeroCount);
+        var dense = new float[weights.Length];
+        packed.ToDense(dense);
+        for (int i = 0; i < weights.Length; i++)
+            Assert.True(weights[i] == 0f ? dense[i] == 0f : BitConverter.SingleToInt32Bits(weights[i]) == BitConverter.SingleToInt32Bits(dense[i]), $"weight {i}: {weights[i]} came back as {dense[i]}");
+
+        // Stored rows of a block = inputs where any of its channels is nonzero, as ChooseBlockWidth counts them.
+        int width = packed.BlockWidth;
+        long expectedStored = 0;
+        foreach (var (first, blockWidth) in PointwiseWeights.BlockLayout(outChannels, width))
+            for (int k = 0; k < inChannels; k++)
+                if (Enumerable.Range(first, blockWidth).Any(c => weights[c * inChannels + k] != 0f)) expectedStored += blockWidth;
+        Assert.Equal(expectedStored, packed.StoredValueCount);
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(3)]
