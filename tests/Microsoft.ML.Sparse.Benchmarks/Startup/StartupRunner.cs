@@ -12,7 +12,8 @@ namespace Microsoft.ML.Sparse.Benchmarks.Startup;
 /// ScoreSparseMobileNet and ApplyOnnxModel in a PredictionEngine, raw SparseModel and a raw ONNX Runtime session (one
 /// thread each), and the Native AOT sample when build/publish-aot.sh has published it. Each process reports its load time
 /// (ML.NET: Fit plus CreatePredictionEngine), its 1st, 2nd and 10th prediction, the sum of its first 100, the median of
-/// 200 more (steady state) and the resident memory it gained; this process adds the wall time from process start to the
+/// 200 more (steady state) and the resident memory it gained (one more process per run times SparseModel.Load stage by
+/// stage); this process adds the wall time from process start to the
 /// first scores. Writes docs/benchmarks/startup-results.md with the median and the minimum over the runs. --baseline adds
 /// one more case: the JIT build of samples/SparseMobileNet.Aot in DIR (its bin/Release/net10.0 copied from another
 /// commit), to compare two versions of the engine side by side.
@@ -31,6 +32,13 @@ internal static class StartupRunner
         new("ONNX Runtime session", "ort"),
         new("SparseModel, Native AOT", "aot"),
         new("SparseModel, --baseline build", "baseline"),
+        new("SparseModel.Load stage by stage", "phases"),
+    ];
+
+    private static readonly (string Key, string Header, double Scale)[] PhaseColumns =
+    [
+        ("read_ms", "read + protobuf parse (ms)", 1), ("lower_ms", "lower + fuse (ms)", 1), ("plan_ms", "plan: weight formats, buffers (ms)", 1),
+        ("warmup_ms", "warm-up inference (ms)", 1), ("load_ms", "total (ms)", 1),
     ];
 
     private static readonly (string Key, string Header, double Scale)[] Columns =
@@ -96,8 +104,14 @@ internal static class StartupRunner
             report.AppendLine();
             report.AppendLine("| case | " + string.Join(" | ", Columns.Select(c => c.Header)) + " |");
             report.AppendLine("|---|" + string.Concat(Columns.Select(_ => "---:|")));
-            foreach (Case c in Cases.Where(c => samples[c.Name].Count > 0))
+            foreach (Case c in Cases.Where(c => c.Kind != "phases" && samples[c.Name].Count > 0))
                 report.AppendLine($"| {c.Name} | " + string.Join(" | ", Columns.Select(column => Cell(samples[c.Name], column.Key, column.Scale))) + " |");
+            report.AppendLine();
+            report.AppendLine("Where SparseModel.Load's time goes in a fresh JIT process (each stage includes compiling its code):");
+            report.AppendLine();
+            report.AppendLine("| " + string.Join(" | ", PhaseColumns.Select(c => c.Header)) + " |");
+            report.AppendLine("|" + string.Concat(PhaseColumns.Select(_ => "---:|")));
+            report.AppendLine("| " + string.Join(" | ", PhaseColumns.Select(column => Cell(samples["SparseModel.Load stage by stage"], column.Key, column.Scale))) + " |");
         }
         report.AppendLine();
         report.AppendLine("Fit / load: ML.NET rows time `Fit` on an empty data view plus `CreatePredictionEngine`; raw rows `SparseModel.Load` + `CreateWorkspace` " +
