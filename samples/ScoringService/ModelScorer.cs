@@ -50,7 +50,13 @@ internal sealed class ModelScorer : IDisposable
 
         var outputSchema = SchemaDefinition.Create(typeof(ScoreOutput));
         outputSchema[0].ColumnName = Model.OutputName;
-        var policy = new EnginePolicy(() => mlContext.Model.CreatePredictionEngine<ImageInput, ScoreOutput>(_pipeline, ignoreMissingColumns: true, inputSchemaDefinition: inputSchema, outputSchemaDefinition: outputSchema));
+        // OwnsTransformer = false: a pool disposes the engines it does not keep, and an engine that owns the pipeline would
+        // dispose it (and the model every other engine scores with) along with itself.
+        var engineOptions = new PredictionEngineOptions
+        {
+            IgnoreMissingColumns = true, InputSchemaDefinition = inputSchema, OutputSchemaDefinition = outputSchema, OwnsTransformer = false,
+        };
+        var policy = new EnginePolicy(() => mlContext.Model.CreatePredictionEngine<ImageInput, ScoreOutput>(_pipeline, engineOptions));
         _engines = new DefaultObjectPoolProvider { MaximumRetained = Math.Max(1, options.Workers) }.Create(policy);
         Kind = options.Scorer;
     }

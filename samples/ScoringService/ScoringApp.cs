@@ -21,7 +21,7 @@ public sealed partial class ScoringApp : IAsyncDisposable
     private readonly ConcurrencyLimiter _workers;
     private readonly ScoringServiceOptions _options;
     private readonly ILogger _logger;
-    private long _served200, _rejected, _inFlight;
+    private long _served200, _rejected, _inFlight, _receiving;
 
     private ScoringApp(ScoringServiceOptions options, string[] args)
     {
@@ -76,6 +76,9 @@ public sealed partial class ScoringApp : IAsyncDisposable
     /// <summary>Requests that have been read and are waiting for, or holding, a worker.</summary>
     public long InFlight => Interlocked.Read(ref _inFlight);
 
+    /// <summary>Classify requests whose body is being read (their handler has started).</summary>
+    public long Receiving => Interlocked.Read(ref _receiving);
+
     /// <summary>Triggered when a shutdown starts (Ctrl+C, SIGTERM or <see cref="StopAsync"/>).</summary>
     public CancellationToken Stopping => _app.Lifetime.ApplicationStopping;
 
@@ -109,6 +112,7 @@ public sealed partial class ScoringApp : IAsyncDisposable
 
         // Read the body before taking a worker, so that a slow upload holds a connection, never a scorer.
         byte[] body;
+        Interlocked.Increment(ref _receiving);
         try
         {
             body = await ReadBodyAsync(request, context.RequestAborted);
@@ -124,6 +128,10 @@ public sealed partial class ScoringApp : IAsyncDisposable
             // The client went away mid-upload: nobody to answer.
             LogAbandoned(_logger, e.GetType().Name);
             return Results.Empty;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _receiving);
         }
 
         Interlocked.Increment(ref _inFlight);

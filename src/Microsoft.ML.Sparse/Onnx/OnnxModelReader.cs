@@ -15,6 +15,9 @@ internal sealed unsafe class OnnxModelFile
     /// <summary>Default-domain opsets whose operator semantics the importer implements.</summary>
     public const int MinOpset = 7, MaxOpset = 21;
 
+    /// <summary>Initializers whose raw_data was split off before parsing (<see cref="InitializerDataSplit"/>), decoded from the file's bytes.</summary>
+    private readonly Dictionary<TensorProto, OnnxTensor> _decoded = new(ReferenceEqualityComparer.Instance);
+
     private OnnxModelFile(ModelProto model, string source, string? directory, int opset)
     {
         Model = model;
@@ -24,6 +27,9 @@ internal sealed unsafe class OnnxModelFile
     }
 
     public ModelProto Model { get; }
+
+    /// <summary>Size of the serialized model (its weights are most of it).</summary>
+    public long ByteLength { get; private init; }
 
     public GraphProto Graph => Model.Graph;
 
@@ -36,13 +42,18 @@ internal sealed unsafe class OnnxModelFile
     /// <summary>Version of the default ("" / "ai.onnx") operator set.</summary>
     public int Opset { get; }
 
-    public static OnnxModelFile Read(string path)
+    /// <param name="path">The model file.</param>
+    /// <param name="splitWeights">
+    /// Decode the initializers while the file is mapped, without protobuf's copy of their raw_data (for the engine, which
+    /// only reads them through <see cref="ReadTensor(TensorProto)"/>); false keeps the parsed model complete (the pruner rewrites it).
+    /// </param>
+    public static OnnxModelFile Read(string path, bool splitWeights = false)
     {
         string fullPath = Path.GetFullPath(path);
         if (!File.Exists(fullPath)) throw new FileNotFoundException($"ONNX model '{fullPath}' not found.", fullPath);
         using var file = new FileStream(fullPath, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
         if (!file.CanSeek || file.Length == 0 || file.Length > int.MaxValue) // a protobuf message is under 2 GiB; let the parser word the error
-            return Parse(ReadAll(file), fullPath, Path.GetDirectoryName(fullPath));
+            return Parse(ReadAll(file), fullPath, Path.GetDirectoryName(fullPath), splitWeights);
         // Parsed straight from the mapped file: the weights are copied once, into the parsed tensors, where a stream
         // would go through its buffer and protobuf's chunked copy of every large field (two more copies of the weights).
         using var mapping = MemoryMappedFile.CreateFromFile(file, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: true);
@@ -51,7 +62,7 @@ internal sealed unsafe class OnnxModelFile
         view.SafeMemoryMappedViewHandle.AcquirePointer(ref start);
         try
         {
-            return Parse(new ReadOnlySpan<byte>(start + view.PointerOffset, (int)file.Length), fullPath, Path.GetDirectoryName(fullPath));
+            return Parse(new ReadOnlySpan<byte>(start + view.PointerOffset, (int)file.Length), fullPath, Path.GetDirectoryName(fullPath), splitWeights);
         }
         finally
         {
@@ -59,15 +70,18 @@ internal sealed unsafe class OnnxModelFile
         }
     }
 
-    public static OnnxModelFile Read(Stream stream)
+    /// <summary>As <see cref="Read(string, bool)"/>, from a stream.</summary>
+    public static OnnxModelFile Read(Stream stream, bool splitWeights = false)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        return Parse(ReadAll(stream), "(stream)", directory: null);
+        return Parse(ReadAll(stream), "(stream)", directory: null, splitWeights);
     }
 
     /// <param name="bytes">The model.</param>
     /// <param name="source">What errors call the model: the path the bytes were read from, if any.</param>
-    public static OnnxModelFile Read(ReadOnlyMemory<byte> bytes, string source = "(bytes)") => Parse(bytes.Span, source, directory: null);
+    /// <param name="splitWeights">As in <see cref="Read(string, bool)"/>.</param>
+    public static OnnxModelFile Read(ReadOnlyMemory<byte> bytes, string source = "(bytes)", bool splitWeights = false) =>
+        Parse(bytes.Span, source, directory: null, splitWeights);
 
     private static ReadOnlySpan<byte> ReadAll(Stream stream)
     {
@@ -80,12 +94,19 @@ internal sealed unsafe class OnnxModelFile
     /// Parses the bytes of a model in memory, with protobuf's default nesting limit (100; ONNX models nest a few levels:
     /// model, graph, node, attribute, tensor).
     /// </summary>
-    private static OnnxModelFile Parse(ReadOnlySpan<byte> bytes, string source, string? directory)
+    private static OnnxModelFile Parse(ReadOnlySpan<byte> bytes, string source, string? directory, bool splitWeights)
     {
+        var split = splitWeights ? InitializerDataSplit.Split(bytes) : null;
         ModelProto model;
         try
         {
-            model = ModelProto.Parser.ParseFrom(bytes);
+            model = split is { } parts ? ModelProto.Parser.ParseFrom(parts.Model) : ModelProto.Parser.ParseFrom(bytes);
+            if (split is { } check && check.RawData.Count != model.Graph?.Initializer.Count)
+            {
+                // Not the layout the split assumed (cannot happen with a well-formed model): parse it whole instead.
+                split = null;
+                model = ModelProto.Parser.ParseFrom(bytes);
+            }
         }
         catch (InvalidProtocolBufferException e)
         {
@@ -102,7 +123,12 @@ internal sealed unsafe class OnnxModelFile
         if (defaultOpset.Version < MinOpset || defaultOpset.Version > MaxOpset)
             throw new UnsupportedOnnxModelException(source, null, null,
                 $"default-domain opset {defaultOpset.Version} is not supported; supported: opsets {MinOpset} to {MaxOpset}.");
-        return new OnnxModelFile(model, source, directory, (int)defaultOpset.Version);
+        var file = new OnnxModelFile(model, source, directory, (int)defaultOpset.Version) { ByteLength = bytes.Length };
+        if (split is { } weights)
+            for (int i = 0; i < weights.RawData.Count; i++)
+                if (weights.RawData[i] is { } range && model.Graph.Initializer[i].DataLocation != TensorProto.Types.DataLocation.External)
+                    file._decoded[model.Graph.Initializer[i]] = file.ReadTensor(model.Graph.Initializer[i], hasRawData: true, bytes[range]);
+        return file;
     }
 
     /// <summary>
@@ -125,7 +151,17 @@ internal sealed unsafe class OnnxModelFile
         node.Name.Length > 0 ? node.Name : node.Output.Count > 0 ? node.Output[0] : $"<unnamed {node.OpType}>";
 
     /// <summary>Decodes a tensor, checking its declared shape against the data present before allocating anything.</summary>
+    /// <remarks>An initializer whose raw_data was split off is decoded already; it is handed out once (the caller owns its arrays).</remarks>
     public OnnxTensor ReadTensor(TensorProto tensor)
+    {
+        if (_decoded.Remove(tensor, out var decoded)) return decoded;
+        return ReadTensor(tensor, tensor.HasRawData, tensor.HasRawData ? tensor.RawData.Span : default);
+    }
+
+    /// <param name="tensor">The tensor's fields.</param>
+    /// <param name="hasRawData">Whether it has raw_data.</param>
+    /// <param name="rawData">Its raw_data.</param>
+    private OnnxTensor ReadTensor(TensorProto tensor, bool hasRawData, ReadOnlySpan<byte> rawData)
     {
         string name = tensor.Name;
         long[] dims = tensor.Dims.ToArray();
@@ -138,10 +174,10 @@ internal sealed unsafe class OnnxModelFile
 
         if (tensor.DataLocation == TensorProto.Types.DataLocation.External)
             return Decode(type, dims, ReadExternal(tensor, count * elementSize));
-        if (tensor.HasRawData)
+        if (hasRawData)
         {
-            CheckCount(name, "raw_data bytes", count * elementSize, tensor.RawData.Length);
-            return Decode(type, dims, tensor.RawData.Span);
+            CheckCount(name, "raw_data bytes", count * elementSize, rawData.Length);
+            return Decode(type, dims, rawData);
         }
         return DecodeTyped(tensor, type, dims, count);
     }

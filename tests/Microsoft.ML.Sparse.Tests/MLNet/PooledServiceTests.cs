@@ -39,7 +39,9 @@ public class PooledServiceTests
 
     private sealed class PredictionEnginePolicy(MLContext mlContext, ITransformer model) : PooledObjectPolicy<PredictionEngine<TinyInput, TinyOutput>>
     {
-        public override PredictionEngine<TinyInput, TinyOutput> Create() => mlContext.Model.CreatePredictionEngine<TinyInput, TinyOutput>(model);
+        // The pool disposes engines beyond the ones it keeps; they must not take the shared model with them.
+        public override PredictionEngine<TinyInput, TinyOutput> Create() =>
+            mlContext.Model.CreatePredictionEngine<TinyInput, TinyOutput>(model, new PredictionEngineOptions { OwnsTransformer = false });
 
         public override bool Return(PredictionEngine<TinyInput, TinyOutput> engine) => true;
     }

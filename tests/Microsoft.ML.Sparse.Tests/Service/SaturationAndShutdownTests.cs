@@ -51,6 +51,14 @@ public sealed class SaturationAndShutdownTests
         // Half the body, then the shutdown starts, then the rest of the body: the request must still be answered.
         var (status, body) = await PostRawAsync(address, image, "image/png", chunk: image.Length / 2 + 1, async _ =>
         {
+            // Until Kestrel has parsed the headers and started the handler, the connection counts as idle and a
+            // shutdown may close it: start stopping only once the request is being read (on a loaded machine, later).
+            var waited = System.Diagnostics.Stopwatch.StartNew();
+            while (app.Receiving == 0)
+            {
+                Assert.True(waited.Elapsed < TimeSpan.FromSeconds(30), "the server never started reading the request");
+                await Task.Delay(10, cancel);
+            }
             stop = app.StopAsync(cancel);
             await Task.Delay(500, cancel);
             Assert.True(app.Stopping.IsCancellationRequested);
