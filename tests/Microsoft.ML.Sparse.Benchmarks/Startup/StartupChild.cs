@@ -61,7 +61,7 @@ internal static class StartupChild
     private static void RunPhases(string path, float[] input, int outputLength)
     {
         long start = Stopwatch.GetTimestamp();
-        var file = OnnxModelFile.Read(path);
+        var file = OnnxModelFile.Read(path, splitWeights: true); // as SparseModel.Load reads it
         Print("read_ms", ref start);
         var graph = SparseModel.Lower(file, inputShape: null, CancellationToken.None);
         Print("lower_ms", ref start);
