@@ -50,7 +50,7 @@ public sealed class InitializerDataSplitTests
         {
             AssertSameAsWholeParse(path);
             var split = OnnxModelFile.Read(path, splitWeights: true);
-            Assert.Equal([7f], split.ReadTensor(split.Graph.Initializer.Single(t => t.Name == "twice")).Floats);
+            Assert.Equal([7f], split.ReadTensor(split.Graph.Initializer.Single(t => t.Name == "twice")).Floats!);
         }
         finally
         {

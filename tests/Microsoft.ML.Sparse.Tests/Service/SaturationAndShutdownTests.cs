@@ -93,18 +93,35 @@ public sealed class SaturationAndShutdownTests
     }
 
     /// <summary><paramref name="requests"/> requests at once, each on its own connection; their statuses.</summary>
+    /// <summary>
+    /// Sends <paramref name="requests"/> uploads that reach the server's queue together: each sends all but the last byte
+    /// of its body, and the last bytes go out once the server is reading every one of them. (Clients started on the
+    /// thread pool of a loaded 2-core machine otherwise trickle in one by one, and never find the queue busy.)
+    /// </summary>
     private static async Task<int[]> Burst(ScoringApp app, int requests)
     {
         byte[] image = GeneratedImage.Png(224, 224, seed: 8);
-        using var client = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = requests }) { BaseAddress = app.Address, Timeout = TimeSpan.FromSeconds(120) };
-        using var start = new ManualResetEventSlim();
-        var burst = Enumerable.Range(0, requests).Select(_ => Task.Run(async () =>
+        var cancel = TestContext.Current.CancellationToken;
+        var allReading = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _ = Task.Run(async () =>
         {
-            start.Wait(TestContext.Current.CancellationToken);
-            using var response = await PostAsync(client, image, "image/png");
-            return (int)response.StatusCode;
-        })).ToArray();
-        start.Set();
+            var waited = System.Diagnostics.Stopwatch.StartNew();
+            while (app.Receiving < requests)
+            {
+                if (waited.Elapsed > TimeSpan.FromSeconds(60))
+                {
+                    allReading.TrySetException(new TimeoutException($"only {app.Receiving} of {requests} requests reached the server"));
+                    return;
+                }
+                await Task.Delay(5, cancel);
+            }
+            allReading.TrySetResult();
+        }, cancel);
+        var burst = Enumerable.Range(0, requests).Select(async _ =>
+        {
+            var (status, _) = await PostRawAsync(app.Address, image, "image/png", chunk: image.Length - 1, _ => allReading.Task.WaitAsync(cancel));
+            return status;
+        }).ToArray();
         return await Task.WhenAll(burst);
     }
 }
