@@ -4,7 +4,15 @@ using static Microsoft.ML.Sparse.Tests.Service.ServiceHarness;
 
 namespace Microsoft.ML.Sparse.Tests.Service;
 
+/// <summary>
+/// Saturation is a matter of timing: these tests run alone, not beside CPU-heavy test classes that would delay the
+/// burst's clients on the shared thread pool until the requests no longer overlap (as happened in CI).
+/// </summary>
+[CollectionDefinition(nameof(SaturationCollection), DisableParallelization = true)]
+public sealed class SaturationCollection;
+
 /// <summary>A saturated service refuses with 429 (queue full) or 503 (waited too long), never 500; a shutdown finishes what is in flight.</summary>
+[Collection(nameof(SaturationCollection))]
 public sealed class SaturationAndShutdownTests
 {
     [Fact]
