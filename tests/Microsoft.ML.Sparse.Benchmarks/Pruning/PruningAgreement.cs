@@ -22,6 +22,7 @@ internal static class PruningAgreement
         string[] models = ["mobilenet_v1_1.0_224", "mobilenet_v2_1.0_224"];
         double[] sparsities = [0.3, 0.5, 0.7, 0.9];
         int maxImages = 8;
+        var scope = PruningScope.PerLayer;
         string folder = Path.GetFullPath(Path.Combine(BenchmarkModels.RepositoryRoot, "..", "shared", "images"));
         for (int i = 0; i < args.Length; i++)
         {
@@ -31,8 +32,9 @@ internal static class PruningAgreement
                 case "--sparsities" when i + 1 < args.Length: sparsities = args[++i].Split(',').Select(v => double.Parse(v, CultureInfo.InvariantCulture)).ToArray(); break;
                 case "--images" when i + 1 < args.Length: maxImages = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--folder" when i + 1 < args.Length: folder = args[++i]; break;
+                case "--scope" when i + 1 < args.Length: scope = Enum.Parse<PruningScope>(args[++i].Replace("-", ""), ignoreCase: true); break;
                 default:
-                    Console.Error.WriteLine($"pruning: unexpected argument '{args[i]}'; usage: pruning [--models a,b] [--sparsities 0.3,0.5] [--images 8] [--folder DIR]");
+                    Console.Error.WriteLine($"pruning: unexpected argument '{args[i]}'; usage: pruning [--models a,b] [--sparsities 0.3,0.5] [--images 8] [--folder DIR] [--scope per-layer|global|erdos-renyi]");
                     return 2;
             }
         }
@@ -55,7 +57,7 @@ internal static class PruningAgreement
             int[][] denseTop = views.Select(v => TopOne(denseModel, v)).ToArray();
             foreach (double sparsity in sparsities)
             {
-                var magnitudeOptions = new PruningOptions { TargetSparsity = (float)sparsity };
+                var magnitudeOptions = new PruningOptions { TargetSparsity = (float)sparsity, Scope = scope };
                 OnnxPruner.Prune(dense, out byte[] magnitude, magnitudeOptions);
                 var magnitudeModel = SparseModel.Load(magnitude, new SparseModelOptions { Threads = 1 });
                 double magnitudeAgreement = (Agreement(denseTop[0], magnitudeModel, views[0]) * views[0].Count + Agreement(denseTop[1], magnitudeModel, views[1]) * views[1].Count)
@@ -69,6 +71,7 @@ internal static class PruningAgreement
                     {
                         TargetSparsity = (float)sparsity,
                         Method = PruningMethod.Reconstruction,
+                        Scope = scope,
                         Calibration = new CalibrationOptions { ImagePaths = halves[calibrate], MaxImages = maxImages },
                     };
                     long start = Stopwatch.GetTimestamp();

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Microsoft.ML.Sparse.Onnx.Pruning;
 using Microsoft.ML.Sparse.Onnx.Schema;
 using Microsoft.ML.Sparse.Onnx.Synthetic;
 
@@ -80,6 +81,65 @@ public class PruningTests
         // Layers differ in weight scale, so a global threshold prunes them unevenly.
         var sparsities = prunable.Select(l => ModelWeights.Sparsity(after[l.Weight])).ToList();
         Assert.True(sparsities.Max() - sparsities.Min() > 0.05, "global pruning gave every layer the same sparsity");
+    }
+
+    /// <summary>
+    /// The Erdős-Rényi-Kernel split against a plain reference: the density scale found by bisection over
+    /// sum_l min(N_l, eps * sum(dims_l)) = (1 - target) * sum_l N_l, on random layer shapes (1x1, kxk, Gemm) and targets.
+    /// </summary>
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(0.3)]
+    [InlineData(0.7)]
+    [InlineData(0.9)]
+    [InlineData(0.99)]
+    [InlineData(1.0)]
+    public void ErdosRenyiSparsitiesMatchABisectionReferenceAndHoldTheTotal(double target)
+    {
+        var random = new Random((int)(target * 1000) + 7);
+        for (int trial = 0; trial < 50; trial++)
+        {
+            var shapes = Enumerable.Range(0, random.Next(1, 12)).Select(_ => random.Next(3) switch
+            {
+                0 => new long[] { random.Next(1, 1100), random.Next(1, 1100), 1, 1 },
+                1 => new long[] { random.Next(1, 200), random.Next(1, 64), 3, 3 },
+                _ => new long[] { random.Next(1, 1100), random.Next(1, 1100) },
+            }).ToList();
+            double[] sparsities = PruningUnits.ErdosRenyiSparsities(shapes, target);
+
+            double[] weights = shapes.Select(s => s.Aggregate(1.0, (p, d) => p * d)).ToArray();
+            double[] sums = shapes.Select(s => (double)s.Sum()).ToArray();
+            double budget = (1 - target) * weights.Sum();
+            double Kept(double eps) => weights.Select((n, l) => Math.Min(n, eps * sums[l])).Sum();
+            double low = 0, high = weights.Zip(sums, (n, d) => n / d).Max();
+            for (int i = 0; i < 200; i++) { double mid = (low + high) / 2; if (Kept(mid) < budget) low = mid; else high = mid; }
+            for (int l = 0; l < shapes.Count; l++)
+            {
+                double expected = 1 - Math.Min(1, high * sums[l] / weights[l]);
+                Assert.InRange(sparsities[l], expected - 1e-6, expected + 1e-6);
+            }
+            double nonzeros = weights.Select((n, l) => n * (1 - sparsities[l])).Sum();
+            Assert.InRange(nonzeros, budget - 1e-6 * weights.Sum() - 1e-9, budget + 1e-6 * weights.Sum() + 1e-9);
+        }
+    }
+
+    [Fact]
+    public void ErdosRenyiScopeKeepsSmallLayersDenserAndHoldsTheTotal()
+    {
+        const float target = 0.8f;
+        var report = OnnxPruner.Prune(DenseV1, out byte[] pruned, new PruningOptions { TargetSparsity = target, Scope = PruningScope.ErdosRenyi }, cancellationToken: Ct);
+        var after = ModelWeights.Read(pruned);
+        var layers = report.Layers.Where(l => l.Pruned).ToList();
+        long total = layers.Sum(l => l.Elements);
+        long zeros = layers.Sum(l => after[l.WeightName].LongCount(v => v == 0f));
+        // Each layer rounds its own target to whole weights: the total is within one weight per layer of it.
+        Assert.InRange((double)zeros / total, target - (double)layers.Count / total, target + (double)layers.Count / total);
+        Assert.Equal((double)zeros / total, report.PrunedLayersSparsity, 9);
+        // Sparsity grows with the layer's weights per unit of dimension, as the rule says.
+        var bySize = layers.Select(l => (PerDimension: l.Elements / (double)l.Shape.Sum(), l.SparsityAfter)).OrderBy(x => x.PerDimension).ToList();
+        for (int i = 1; i < bySize.Count; i++)
+            Assert.True(bySize[i].SparsityAfter >= bySize[i - 1].SparsityAfter - 0.01, $"layer {i}: {bySize[i].SparsityAfter} after {bySize[i - 1].SparsityAfter}");
+        Assert.True(bySize[^1].SparsityAfter - bySize[0].SparsityAfter > 0.05, "every layer got the same sparsity");
     }
 
     [Fact]

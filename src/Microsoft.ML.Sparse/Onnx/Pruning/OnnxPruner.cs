@@ -86,10 +86,12 @@ public static class OnnxPruner
         if (options.Method == PruningMethod.Magnitude)
         {
             if (options.Scope == PruningScope.Global) PruningUnits.PruneGlobally(candidates, options.TargetSparsity, cancellationToken);
+            var shaped = options.Scope == PruningScope.ErdosRenyi ? ErdosRenyiTargets(candidates, options) : null;
             foreach (var units in candidates)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 if (options.Scope == PruningScope.PerLayer) units.PruneSmallest(options.TargetSparsity);
+                else if (shaped is not null) units.PruneSmallest((float)shaped[units]);
             }
         }
 
@@ -106,6 +108,13 @@ public static class OnnxPruner
         return new PruningReport(options, reports.Select(report => report!).ToList());
     }
 
+    /// <summary>Each candidate's sparsity under <see cref="PruningScope.ErdosRenyi"/>.</summary>
+    private static Dictionary<PruningUnits, double> ErdosRenyiTargets(List<PruningUnits> candidates, PruningOptions options)
+    {
+        double[] sparsities = PruningUnits.ErdosRenyiSparsities(candidates.Select(units => units.Layer.Shape).ToList(), options.TargetSparsity);
+        return candidates.Select((units, i) => (units, sparsities[i])).ToDictionary(pair => pair.units, pair => pair.Item2);
+    }
+
     /// <summary>
     /// <see cref="PruningMethod.Reconstruction"/>: the layers whose inputs can be collected are reconstructed one after
     /// another; the rest (full and depthwise convolutions when included) are magnitude-pruned. A global scope sets the
@@ -113,7 +122,9 @@ public static class OnnxPruner
     /// </summary>
     private static Dictionary<PruningUnits, string> Reconstruct(OnnxModelFile file, List<PruningUnits> candidates, PruningOptions options, CancellationToken cancellationToken)
     {
-        var targets = candidates.ToDictionary(units => units, _ => (double)options.TargetSparsity);
+        var targets = options.Scope == PruningScope.ErdosRenyi
+            ? ErdosRenyiTargets(candidates, options)
+            : candidates.ToDictionary(units => units, _ => (double)options.TargetSparsity);
         if (options.Scope == PruningScope.Global)
         {
             var trial = candidates.Select(units => new PruningUnits(units.Layer, units.LayerIndex, (float[])units.Values.Clone(),

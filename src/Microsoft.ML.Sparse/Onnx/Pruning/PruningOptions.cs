@@ -8,6 +8,14 @@ public enum PruningScope
     /// <summary>One magnitude threshold over all prunable weights together: the target holds for their total, and
     /// layers with small weights lose more than layers with large ones.</summary>
     Global,
+    /// <summary>
+    /// The target holds for the total, split by layer shape as in the Erdős-Rényi-Kernel rule (Evci et al., "Rigging
+    /// the Lottery", 2020): a layer keeps a fraction of its weights proportional to (sum of its dimensions) / (their
+    /// product), so small layers (a MobileNet's first 1x1 layers: few weights, every one of them on the critical path)
+    /// stay denser and the large late layers and the classifier, which hold most weights, are pruned harder; a layer
+    /// the rule would keep whole stays dense. Data-free, independent of weight magnitudes.
+    /// </summary>
+    ErdosRenyi,
 }
 
 /// <summary>How a block of output channels is scored.</summary>
@@ -78,7 +86,7 @@ public sealed class PruningOptions
             throw new ArgumentOutOfRangeException(nameof(TargetSparsity), TargetSparsity, "TargetSparsity must be between 0 and 1.");
         if (BlockSize is not (1 or 2 or 4 or 8))
             throw new ArgumentOutOfRangeException(nameof(BlockSize), BlockSize, "BlockSize must be 1, 2, 4 or 8 output channels.");
-        if (!Enum.IsDefined(Scope)) throw new ArgumentOutOfRangeException(nameof(Scope), Scope, "Scope must be PerLayer or Global.");
+        if (!Enum.IsDefined(Scope)) throw new ArgumentOutOfRangeException(nameof(Scope), Scope, "Scope must be PerLayer, Global or ErdosRenyi.");
         if (!Enum.IsDefined(BlockNorm)) throw new ArgumentOutOfRangeException(nameof(BlockNorm), BlockNorm, "BlockNorm must be L2 or L1.");
         if (!Enum.IsDefined(Method)) throw new ArgumentOutOfRangeException(nameof(Method), Method, "Method must be Magnitude or Reconstruction.");
         if (Method == PruningMethod.Reconstruction)

@@ -62,6 +62,39 @@ internal sealed class PruningUnits
         SelectSmallest(order, unit => SizeOf(unit), target * (double)Values.Length, unit => Zero(unit));
     }
 
+    /// <summary>
+    /// Per-layer sparsities for <see cref="PruningScope.ErdosRenyi"/>: density_l = min(1, eps * sum(dims_l) / prod(dims_l)),
+    /// eps chosen so that the layers' nonzeros total (1 - <paramref name="target"/>) of their weights. Layers the rule
+    /// would keep whole are set dense and eps is solved again over the rest, until no density exceeds 1.
+    /// </summary>
+    /// <param name="shapes">Each layer's weight dimensions (their product is its weight count).</param>
+    /// <param name="target">Fraction of zeros over all the layers' weights together.</param>
+    public static double[] ErdosRenyiSparsities(IReadOnlyList<long[]> shapes, double target)
+    {
+        int count = shapes.Count;
+        double[] weights = shapes.Select(shape => shape.Aggregate(1.0, (product, d) => product * Math.Max(1, d))).ToArray();
+        double[] dimensionSums = shapes.Select(shape => (double)shape.Sum(d => Math.Max(1, d))).ToArray();
+        double budget = (1 - target) * weights.Sum();
+        var dense = new bool[count];
+        double epsilon;
+        while (true)
+        {
+            // Nonzeros kept by the dense layers, and the ERK mass of the rest.
+            double kept = 0, mass = 0;
+            for (int l = 0; l < count; l++)
+                if (dense[l]) kept += weights[l];
+                else mass += dimensionSums[l];
+            epsilon = mass > 0 ? Math.Max(0, budget - kept) / mass : 0;
+            bool changed = false;
+            for (int l = 0; l < count; l++)
+                if (!dense[l] && epsilon * dimensionSums[l] >= weights[l]) dense[l] = changed = true;
+            if (!changed) break;
+        }
+        var sparsities = new double[count];
+        for (int l = 0; l < count; l++) sparsities[l] = dense[l] ? 0 : 1 - epsilon * dimensionSums[l] / weights[l];
+        return sparsities;
+    }
+
     /// <summary>Global pruning: one magnitude threshold over the units of every layer, so the total sparsity is nearest <paramref name="target"/>.</summary>
     public static void PruneGlobally(IReadOnlyList<PruningUnits> layers, float target, CancellationToken cancellationToken)
     {
