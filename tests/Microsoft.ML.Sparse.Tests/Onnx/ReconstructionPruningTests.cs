@@ -121,11 +121,7 @@ public class ReconstructionPruningTests
             double common = random.NextDouble() * 2 - 1;
             for (int i = 0; i < n; i++) x[i * samples + s] = common * (0.5 + i * 0.3) + (random.NextDouble() * 2 - 1) * 0.7;
         }
-        var h = new double[n * n];
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < n; j++)
-                for (int s = 0; s < samples; s++) h[i * n + j] += x[i * samples + s] * x[j * samples + s];
-        return h;
+        return OuterSum(x, x, n, samples);
     }
 
     private static double Dampen(double[] h, int n, double relative)
