@@ -9,14 +9,19 @@ using Microsoft.ML.Transforms.Onnx;
 namespace SparseMobileNet.Commands;
 
 /// <summary>
-/// <c>mlsparse classify [imageFolder] [model.onnx] [--labels file] [--sparsity 0.9]</c>: prunes a copy of the model
-/// and prints, per image, the top-5 classes and the PredictionEngine latency of ApplyOnnxModel (dense), ApplyOnnxModel
-/// (pruned) and ScoreSparseMobileNet (pruned), then the median latencies and speed-ups. Without arguments it runs on
-/// ../shared beside the repository, or on a generated model and images.
+/// <c>mlsparse classify [imageFolder] [model.onnx] [--labels file] [--sparsity S] [--calibration DIR]</c>: prunes a copy
+/// of the model and prints, per image, the top-5 classes and the PredictionEngine latency of ApplyOnnxModel (dense),
+/// ApplyOnnxModel (pruned) and ScoreSparseMobileNet (pruned), then the median latencies and speed-ups. Without arguments
+/// it runs on ../shared beside the repository (pruned by layer-wise reconstruction calibrated on every other photo, to
+/// <see cref="CalibratedSparsity"/>), or on a generated model and images (magnitude pruning, 90%).
 /// </summary>
 internal sealed class ClassifyCommand
 {
     private const int TimedRepeats = 5;
+
+    /// <summary>The default sparsity of a calibrated run: the one at which reconstruction keeps most of the dense model's
+    /// top-1 answers on photos it was not calibrated on (docs/pruning.md); magnitude pruning defaults to 0.9.</summary>
+    private const float CalibratedSparsity = 0.5f;
 
     private readonly Argument<DirectoryInfo> _images = new Argument<DirectoryInfo>("images")
     {
@@ -33,6 +38,10 @@ internal sealed class ClassifyCommand
         Description = "Class names: a JSON array or one name per line, or a folder holding ../shared/labels' files",
     }.AcceptExistingOnly();
     private readonly Option<float> _sparsity = CommonOptions.Sparsity(required: false);
+    private readonly Option<DirectoryInfo> _calibration = new Option<DirectoryInfo>("--calibration")
+    {
+        Description = "Prune by layer-wise reconstruction calibrated on this folder's images (default without arguments: every other ../shared photo)",
+    }.AcceptExistingOnly();
 
     public static Command Create(CommandContext context)
     {
@@ -40,7 +49,7 @@ internal sealed class ClassifyCommand
         var command = new Command("classify",
             "Prune a copy of a MobileNet and compare ApplyOnnxModel (dense and pruned) with ScoreSparseMobileNet on a folder of images: top-5 and latency")
         {
-            classify._images, classify._model, classify._labels, classify._sparsity,
+            classify._images, classify._model, classify._labels, classify._sparsity, classify._calibration,
         };
         MLSparseCli.SetHandler(command, context, parsed => classify.Run(parsed, context));
         return command;
@@ -48,23 +57,46 @@ internal sealed class ClassifyCommand
 
     private int Run(ParseResult parsed, CommandContext context)
     {
-        float sparsity = parsed.GetValue(_sparsity);
         var output = context.Output;
         using var inputs = ClassifyInputs.Resolve(parsed.GetValue(_images)?.FullName, parsed.GetValue(_model)?.FullName, parsed.GetValue(_labels)?.FullName, output);
         var mlContext = new MLContext(seed: 1);
-
-        string prunedFile = Path.Combine(inputs.WorkFolder, "pruned.onnx");
-        PruningReport report;
-        using (context.Progress(parsed, $"Pruning {Path.GetFileName(inputs.ModelFile)}"))
-            report = OnnxPruner.Prune(inputs.ModelFile, prunedFile, new PruningOptions { TargetSparsity = sparsity });
-        using var sparseModel = SparseModel.Load(prunedFile, new SparseModelOptions { Threads = 1 });
-        output.WriteLine($"Model {inputs.ModelFile}: input '{sparseModel.InputName}' [{string.Join(", ", sparseModel.InputShape)}], output '{sparseModel.OutputName}' [{string.Join(", ", sparseModel.OutputShape)}]");
-        output.WriteLine($"Pruned copy: {report.PrunedLayersSparsity:P1} sparsity in the pruned layers ({report.OverallSparsityAfter:P1} of all weights), no fine-tuning.");
 
         string[] imageNames = Directory.EnumerateFiles(inputs.ImageFolder)
             .Where(f => Path.GetExtension(f).ToLowerInvariant() is ".bmp" or ".jpg" or ".jpeg" or ".png")
             .Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToArray();
         if (imageNames.Length == 0) throw new ArgumentException($"No .bmp/.jpg/.png images in '{inputs.ImageFolder}'.");
+
+        // The default run on ../shared calibrates on every other photo, so the rest show answers on unseen photos.
+        string? calibrationFolder = parsed.GetValue(_calibration)?.FullName;
+        var calibrationPhotos = calibrationFolder is null && inputs.SharedPhotos && imageNames.Length > 1
+            ? imageNames.Where((_, i) => i % 2 == 0).ToHashSet(StringComparer.Ordinal)
+            : [];
+        bool calibrated = calibrationFolder is not null || calibrationPhotos.Count > 0;
+        float sparsity = parsed.GetResult(_sparsity) is { Implicit: false } || !calibrated ? parsed.GetValue(_sparsity) : CalibratedSparsity;
+        var pruning = new PruningOptions { TargetSparsity = sparsity };
+        if (calibrated)
+        {
+            pruning.Method = PruningMethod.Reconstruction;
+            pruning.Calibration = calibrationFolder is not null
+                ? new CalibrationOptions { ImageFolder = calibrationFolder }
+                : new CalibrationOptions { ImagePaths = calibrationPhotos.Order(StringComparer.Ordinal).Select(name => Path.Combine(inputs.ImageFolder, name)).ToList() };
+        }
+
+        string prunedFile = Path.Combine(inputs.WorkFolder, "pruned.onnx");
+        PruningReport report;
+        long pruneStart = Stopwatch.GetTimestamp();
+        using (var progress = context.Progress(parsed, $"Pruning {Path.GetFileName(inputs.ModelFile)}"))
+        {
+            pruning.Progress = new Progress<PruningProgress>(step => progress.Advance($"{step.Step} {step.Layer + 1}/{step.Layers} {step.LayerName}"));
+            report = OnnxPruner.Prune(inputs.ModelFile, prunedFile, pruning);
+        }
+        double pruneSeconds = Stopwatch.GetElapsedTime(pruneStart).TotalSeconds;
+        using var sparseModel = SparseModel.Load(prunedFile, new SparseModelOptions { Threads = 1 });
+        output.WriteLine($"Model {inputs.ModelFile}: input '{sparseModel.InputName}' [{string.Join(", ", sparseModel.InputShape)}], output '{sparseModel.OutputName}' [{string.Join(", ", sparseModel.OutputShape)}]");
+        string method = !calibrated ? "by weight magnitude"
+            : calibrationFolder is not null ? $"by layer-wise reconstruction calibrated on the images in {calibrationFolder}"
+            : $"by layer-wise reconstruction calibrated on {calibrationPhotos.Count} of the photos (marked 'calibration' below)";
+        output.WriteLine($"Pruned copy: {report.PrunedLayersSparsity:P1} sparsity in the pruned layers ({report.OverallSparsityAfter:P1} of all weights), {method}, in {pruneSeconds:0} s; no fine-tuning.");
         var pixels = ExtractPixels(mlContext, inputs.ImageFolder, imageNames, sparseModel.InputShape);
         string[] labels = inputs.LoadLabels(sparseModel.OutputLength);
 
@@ -86,7 +118,7 @@ internal sealed class ClassifyCommand
         for (int image = 0; image < imageNames.Length; image++)
         {
             output.WriteLine();
-            output.WriteLine(imageNames[image]);
+            output.WriteLine(calibrationPhotos.Contains(imageNames[image]) ? imageNames[image] + " (calibration)" : imageNames[image]);
             for (int s = 0; s < scorers.Length; s++)
             {
                 var top5 = TopK(results[s].Scores[image], 5).Select(i => $"{ShortLabel(labels[i])} {results[s].Scores[image][i]:0.000}");
@@ -99,10 +131,22 @@ internal sealed class ClassifyCommand
         double[] medians = results.Select(r => Statistics.Median(r.Milliseconds)).ToArray();
         for (int s = 0; s < scorers.Length; s++)
             output.WriteLine($"  {scorers[s].Name,-28} {medians[s],8:0.00} ms   speed-up vs dense ONNX Runtime {medians[0] / medians[s]:0.00}x");
-        int agree = Enumerable.Range(0, imageNames.Length).Count(i => TopK(results[0].Scores[i], 1)[0] == TopK(results[2].Scores[i], 1)[0]);
+        bool[] agrees = Enumerable.Range(0, imageNames.Length).Select(i => TopK(results[0].Scores[i], 1)[0] == TopK(results[2].Scores[i], 1)[0]).ToArray();
+        int agree = agrees.Count(a => a);
         output.WriteLine($"  Top-1 of the pruned sparse model equals the dense model's on {agree} of {imageNames.Length} images.");
-        if (agree * 2 < imageNames.Length)
-            output.WriteLine($"  (One-shot magnitude pruning without fine-tuning loses accuracy at high sparsity; try a lower --sparsity than {sparsity}.)");
+        int[] unseen = Enumerable.Range(0, imageNames.Length).Where(i => !calibrationPhotos.Contains(imageNames[i])).ToArray();
+        if (calibrationPhotos.Count > 0)
+        {
+            int unseenAgree = unseen.Count(i => agrees[i]);
+            output.WriteLine($"  On the {unseen.Length} photos not used for calibration: {unseenAgree} of {unseen.Length}.");
+            output.WriteLine(unseenAgree * 2 >= unseen.Length
+                ? $"  At {sparsity:P0} sparsity, calibrated pruning keeps the model's answers on most photos it has not seen (magnitude pruning alone loses them by 50%, see docs/pruning.md)."
+                : $"  At {sparsity:P0} sparsity the pruned model loses most answers on photos it has not seen; try a lower --sparsity.");
+        }
+        else if (agree * 2 < imageNames.Length)
+            output.WriteLine(calibrated
+                ? $"  (Calibrated one-shot pruning without fine-tuning still loses answers at this sparsity; try a lower --sparsity than {sparsity}.)"
+                : $"  (One-shot magnitude pruning without fine-tuning loses accuracy at high sparsity; try --calibration DIR or a lower --sparsity than {sparsity}.)");
         if (inputs.Generated) output.WriteLine("  (Generated model with random weights: the class names mean nothing; the timings do.)");
         return MLSparseCli.Success;
     }

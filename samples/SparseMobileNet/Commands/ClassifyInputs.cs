@@ -12,8 +12,9 @@ internal sealed class ClassifyInputs : IDisposable
 {
     private const string DefaultModel = "models/mobilenet_v1_1.0_224.onnx";
 
-    private ClassifyInputs(string imageFolder, string modelFile, string? labelsFile, string workFolder, bool generated)
+    private ClassifyInputs(string imageFolder, string modelFile, string? labelsFile, string workFolder, bool generated, bool sharedPhotos = false)
     {
+        SharedPhotos = sharedPhotos;
         ImageFolder = imageFolder;
         ModelFile = modelFile;
         LabelsFile = labelsFile;
@@ -29,6 +30,9 @@ internal sealed class ClassifyInputs : IDisposable
 
     /// <summary>A temporary folder for the pruned model (and the generated inputs); deleted on dispose.</summary>
     public string WorkFolder { get; }
+
+    /// <summary>True when the photos are ../shared's, taken by default (no image folder given).</summary>
+    public bool SharedPhotos { get; }
 
     /// <summary>True when the model and images were generated (random weights: the labels mean nothing).</summary>
     public bool Generated { get; }
@@ -48,6 +52,7 @@ internal sealed class ClassifyInputs : IDisposable
             return new ClassifyInputs(images, model, labelsFile, work, generated: true);
         }
 
+        bool sharedPhotos = imageFolder is null && shared is not null;
         imageFolder ??= shared is null ? null : Path.Combine(shared, "images");
         modelFile ??= shared is null ? null : Path.Combine(shared, DefaultModel);
         if (imageFolder is null || !Directory.Exists(imageFolder))
@@ -56,7 +61,7 @@ internal sealed class ClassifyInputs : IDisposable
             throw new ArgumentException(modelFile is null ? "No model given, and no ../shared model beside the repository." : $"Model '{Path.GetFullPath(modelFile)}' not found.");
         if (labelsFile is null && shared is not null)
             labelsFile = Path.Combine(shared, "labels");
-        return new ClassifyInputs(imageFolder, modelFile, labelsFile, work, generated: false);
+        return new ClassifyInputs(imageFolder, modelFile, labelsFile, work, generated: false, sharedPhotos);
     }
 
     /// <summary>

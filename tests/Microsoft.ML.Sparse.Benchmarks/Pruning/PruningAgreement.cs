@@ -7,7 +7,7 @@ using Microsoft.ML.Sparse.Onnx.Pruning;
 namespace Microsoft.ML.Sparse.Benchmarks.Pruning;
 
 /// <summary>
-/// `pruning [--models a,b] [--sparsities 0.3,0.5] [--images N] [--folder DIR]`: top-1 agreement of pruned models with
+/// `pruning [--models a,b] [--sparsities 0.3,0.5] [--images N] [--folder DIR] [--dampening D] [--global] [--keep-classifier]`: top-1 agreement of pruned models with
 /// their dense originals, magnitude vs calibrated reconstruction. The photos (../shared/images, or --folder) are split
 /// in two halves by ordinal name (even / odd positions); each half calibrates (at most --images photos) and the other
 /// half is scored through five crops each (centre and the four edges), then the halves swap. Scores come from the
@@ -22,7 +22,9 @@ internal static class PruningAgreement
         string[] models = ["mobilenet_v1_1.0_224", "mobilenet_v2_1.0_224"];
         double[] sparsities = [0.3, 0.5, 0.7, 0.9];
         int maxImages = 8;
+        float? dampening = null;
         var scope = PruningScope.PerLayer;
+        bool keepClassifier = false;
         string folder = Path.GetFullPath(Path.Combine(BenchmarkModels.RepositoryRoot, "..", "shared", "images"));
         for (int i = 0; i < args.Length; i++)
         {
@@ -33,8 +35,11 @@ internal static class PruningAgreement
                 case "--images" when i + 1 < args.Length: maxImages = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--folder" when i + 1 < args.Length: folder = args[++i]; break;
                 case "--scope" when i + 1 < args.Length: scope = Enum.Parse<PruningScope>(args[++i].Replace("-", ""), ignoreCase: true); break;
+                case "--dampening" when i + 1 < args.Length: dampening = float.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--global": scope = PruningScope.Global; break;
+                case "--keep-classifier": keepClassifier = true; break;
                 default:
-                    Console.Error.WriteLine($"pruning: unexpected argument '{args[i]}'; usage: pruning [--models a,b] [--sparsities 0.3,0.5] [--images 8] [--folder DIR] [--scope per-layer|global|erdos-renyi]");
+                    Console.Error.WriteLine($"pruning: unexpected argument '{args[i]}'; usage: pruning [--models a,b] [--sparsities 0.3,0.5] [--images 8] [--folder DIR] [--scope per-layer|global|erdos-renyi] [--global] [--dampening 0.1] [--keep-classifier]");
                     return 2;
             }
         }
@@ -57,7 +62,7 @@ internal static class PruningAgreement
             int[][] denseTop = views.Select(v => TopOne(denseModel, v)).ToArray();
             foreach (double sparsity in sparsities)
             {
-                var magnitudeOptions = new PruningOptions { TargetSparsity = (float)sparsity, Scope = scope };
+                var magnitudeOptions = new PruningOptions { TargetSparsity = (float)sparsity, Scope = scope, IncludeClassifier = !keepClassifier };
                 OnnxPruner.Prune(dense, out byte[] magnitude, magnitudeOptions);
                 var magnitudeModel = SparseModel.Load(magnitude, new SparseModelOptions { Threads = 1 });
                 double magnitudeAgreement = (Agreement(denseTop[0], magnitudeModel, views[0]) * views[0].Count + Agreement(denseTop[1], magnitudeModel, views[1]) * views[1].Count)
@@ -70,10 +75,12 @@ internal static class PruningAgreement
                     var options = new PruningOptions
                     {
                         TargetSparsity = (float)sparsity,
-                        Method = PruningMethod.Reconstruction,
                         Scope = scope,
+                        IncludeClassifier = !keepClassifier,
+                        Method = PruningMethod.Reconstruction,
                         Calibration = new CalibrationOptions { ImagePaths = halves[calibrate], MaxImages = maxImages },
                     };
+                    if (dampening is { } value) options.Calibration.Dampening = value;
                     long start = Stopwatch.GetTimestamp();
                     OnnxPruner.Prune(dense, out byte[] reconstructed, options);
                     if (calibrate == 0) seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;

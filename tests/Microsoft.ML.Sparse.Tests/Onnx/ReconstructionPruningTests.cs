@@ -121,11 +121,7 @@ public class ReconstructionPruningTests
             double common = random.NextDouble() * 2 - 1;
             for (int i = 0; i < n; i++) x[i * samples + s] = common * (0.5 + i * 0.3) + (random.NextDouble() * 2 - 1) * 0.7;
         }
-        var h = new double[n * n];
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < n; j++)
-                for (int s = 0; s < samples; s++) h[i * n + j] += x[i * samples + s] * x[j * samples + s];
-        return h;
+        return OuterSum(x, x, n, samples);
     }
 
     private static double Dampen(double[] h, int n, double relative)
@@ -144,17 +140,18 @@ public class ReconstructionPruningTests
         return sum;
     }
 
-    /// <summary>The least-squares optimum with the weights in <paramref name="pruned"/> at zero: v_K = w H_{:,K} H_KK^-1,
-    /// solved by Gaussian elimination with partial pivoting.</summary>
-    private static double[] LeastSquares(double[] w, double[] h, int n, bool[] pruned)
+    /// <summary>The least-squares optimum with the weights in <paramref name="pruned"/> at zero: v_K = w H_{:,K} H_KK^-1
+    /// (or w C_{:,K} H_KK^-1 with a target matrix C), solved by Gaussian elimination with partial pivoting.</summary>
+    private static double[] LeastSquares(double[] w, double[] h, int n, bool[] pruned, double[]? target = null)
     {
+        target ??= h;
         int[] kept = Enumerable.Range(0, n).Where(i => !pruned[i]).ToArray();
         int m = kept.Length;
         var system = new double[m, m + 1];
         for (int a = 0; a < m; a++)
         {
             for (int b = 0; b < m; b++) system[a, b] = h[kept[b] * n + kept[a]];
-            for (int i = 0; i < n; i++) system[a, m] += w[i] * h[i * n + kept[a]];
+            for (int i = 0; i < n; i++) system[a, m] += w[i] * target[i * n + kept[a]];
         }
         for (int col = 0; col < m; col++)
         {
@@ -205,6 +202,66 @@ public class ReconstructionPruningTests
                 ObsReconstruction.Prune(result, 1, n, (double[])permutedH.Clone(), prunedCount / (double)n, 1, columnBlock: 2, dampening: 0.01, fixedMask: mask, cancellationToken: Ct);
                 for (int i = 0; i < n; i++) Assert.True(Math.Abs(result[i] - expected[i]) < 1e-9, $"mask [{string.Join(",", subset)}] weight {i}: {result[i]} vs {expected[i]}");
             }
+        }
+    }
+
+    /// <summary>Rows of a (rows x samples) matrix times the rows of another: A B^T.</summary>
+    private static double[] OuterSum(double[] a, double[] b, int n, int samples)
+    {
+        var c = new double[n * n];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+                for (int s = 0; s < samples; s++) c[i * n + j] += a[i * samples + s] * b[j * samples + s];
+        return c;
+    }
+
+    [Theory]
+    [InlineData(3, 0)]
+    [InlineData(3, 1)]
+    [InlineData(4, 2)]
+    [InlineData(5, 3)]
+    public void AsymmetricUpdateFitsTheDenseOutputFromThePrunedInputs(int n, int prunedCount)
+    {
+        // The layer's inputs P come from the pruned network, its target is the dense output w D. The sweep with the
+        // cross moment C = D P^T must give argmin ||w D - v P||^2 + lambda ||w - v||^2 over v with the first
+        // prunedCount weights at zero, i.e. v_K = [w (C + lambda I)]_K [(P P^T + lambda I)_KK]^-1, checked against
+        // Gaussian elimination (prunedCount 0: the dense fit w (C + lambda I)(H + lambda I)^-1).
+        var random = new Random(100 + n * 10 + prunedCount);
+        const int Samples = 20;
+        for (int trial = 0; trial < 5; trial++)
+        {
+            var d = new double[n * Samples];
+            for (int s = 0; s < Samples; s++)
+            {
+                double common = random.NextDouble() * 2 - 1;
+                for (int i = 0; i < n; i++) d[i * Samples + s] = common * (0.4 + 0.2 * i) + random.NextDouble() - 0.5;
+            }
+            // The pruned network's inputs: the dense ones, rescaled and perturbed per channel.
+            double[] p = d.Select((value, k) => value * (0.8 + 0.1 * (k / Samples)) + (random.NextDouble() - 0.5) * 0.3).ToArray();
+            double[] h = OuterSum(p, p, n, Samples), cross = OuterSum(d, p, n, Samples);
+            double[] w = Enumerable.Range(0, n).Select(_ => random.NextDouble() * 2 - 1).ToArray();
+            bool[] mask = Enumerable.Range(0, n).Select(i => i < prunedCount).ToArray();
+
+            double[] dampenedH = (double[])h.Clone(), dampenedCross = (double[])cross.Clone();
+            double lambda = Dampen(dampenedH, n, 0.01);
+            for (int i = 0; i < n; i++) dampenedCross[i * n + i] += lambda;
+            double[] expected = LeastSquares(w, dampenedH, n, mask, dampenedCross);
+
+            double[] result = (double[])w.Clone();
+            ObsReconstruction.Prune(result, 1, n, (double[])h.Clone(), prunedCount / (double)n, 1, columnBlock: 2, dampening: 0.01,
+                fixedMask: mask, cross: cross, cancellationToken: Ct);
+            for (int i = 0; i < n; i++) Assert.True(Math.Abs(result[i] - expected[i]) < 1e-9, $"trial {trial} weight {i}: {result[i]} vs {expected[i]}");
+
+            // Against the plain (symmetric) fit with the same mask, the asymmetric one has the lower dense-target objective.
+            double[] symmetric = (double[])w.Clone();
+            ObsReconstruction.Prune(symmetric, 1, n, (double[])h.Clone(), prunedCount / (double)n, 1, columnBlock: 2, dampening: 0.01, fixedMask: mask, cancellationToken: Ct);
+            double DenseError(double[] v) => Enumerable.Range(0, Samples).Sum(s =>
+            {
+                double e = 0;
+                for (int i = 0; i < n; i++) e += w[i] * d[i * Samples + s] - v[i] * p[i * Samples + s];
+                return e * e;
+            }) + lambda * Enumerable.Range(0, n).Sum(i => (w[i] - v[i]) * (w[i] - v[i]));
+            Assert.True(DenseError(result) <= DenseError(symmetric) + 1e-9, $"trial {trial}: asymmetric {DenseError(result)} vs symmetric {DenseError(symmetric)}");
         }
     }
 

@@ -56,6 +56,10 @@ public sealed class CalibrationOptions
     /// the layer has a constant bias). Default true.</summary>
     public bool BiasCorrection { get; set; } = true;
 
+    /// <summary>With <see cref="BiasCorrection"/>, also scales each output channel of a pruned layer so that its variance
+    /// over the calibration samples is the dense model's (batch-norm re-estimation on the folded weights). Default true.</summary>
+    public bool VarianceCorrection { get; set; } = true;
+
     /// <summary>Columns (input channels) whose weights are selected and updated together before the lazy update of the
     /// rest. Default 128.</summary>
     public int ColumnBlock { get; set; } = 128;

@@ -34,11 +34,13 @@ internal sealed class LayerStatistics
     /// <summary>Means of the dense network's input (<see cref="Means"/> when none were collected).</summary>
     public double[] DenseMeans() => DenseSums is null ? Means() : DenseSums.Select(sum => Samples == 0 ? 0 : sum / Samples).ToArray();
 
-    /// <summary>Adds the dense network's activations for the image last passed to <see cref="Add"/>: sums, and d p^T.</summary>
+    /// <summary>Adds the dense network's activations for the image last passed to <see cref="Add"/>: sums, d d^T and d p^T.</summary>
     public void AddCross(ReadOnlySpan<float> dense, ReadOnlySpan<float> pruned, int pixels)
     {
         DenseSums ??= new double[Channels];
         CrossMoment ??= new double[Channels * Channels];
+        _denseSecondMoment ??= new double[Channels * Channels];
+        AddSymmetric(_denseSecondMoment, dense, pixels);
         for (int c = 0; c < Channels; c++)
         {
             double sum = 0;
@@ -66,7 +68,12 @@ internal sealed class LayerStatistics
             Sums[c] += sum;
         }
         Samples += pixels;
-        if (SecondMoment is not { } moment) return;
+        if (SecondMoment is { } moment) AddSymmetric(moment, planes, pixels);
+    }
+
+    /// <summary>moment += X X^T for one image's planes (Channels x pixels).</summary>
+    private void AddSymmetric(double[] moment, ReadOnlySpan<float> planes, int pixels)
+    {
         for (int i = 0; i < Channels; i++)
         {
             var planeI = planes.Slice(i * pixels, pixels);
@@ -78,6 +85,12 @@ internal sealed class LayerStatistics
             }
         }
     }
+
+    /// <summary>Sum over samples of d d^T of the dense network's input, when collected with <see cref="AddCross"/>
+    /// (<see cref="SecondMoment"/> when none were: until a layer changes, the inputs are the dense network's).</summary>
+    public double[]? DenseSecondMoment => _denseSecondMoment ?? SecondMoment;
+
+    private double[]? _denseSecondMoment;
 
     /// <summary>Float dot product summed in double per vector block of 256, so long planes keep their precision.</summary>
     private static double Dot(ReadOnlySpan<float> x, ReadOnlySpan<float> y)

@@ -113,6 +113,10 @@ internal static class ReconstructionPruning
 
         var outcome = ObsReconstruction.Prune(weights, rows, columns, (double[])statistics.SecondMoment!.Clone(), target,
             options.BlockSize, calibration.ColumnBlock, calibration.Dampening, cross: statistics.CrossMoment, cancellationToken: cancellationToken);
+        var bias = calibration.BiasCorrection ? layer.Bias : null;
+        // Rescaling moves the mean, so it needs the bias to take the mean back.
+        bool rescaled = bias is not null && calibration.VarianceCorrection;
+        if (rescaled) MatchVariances(weights, original, rows, columns, statistics, prunedMeans, denseMeans);
         for (int r = 0; r < rows; r++)
             for (int j = 0; j < columns; j++) values[r * layer.OutStride + j * layer.InnerStride] = (float)weights[r * columns + j];
         layer.WriteValues(file, values);
@@ -120,7 +124,7 @@ internal static class ReconstructionPruning
         string note = $"reconstructed from {statistics.Samples:N0} samples";
         if (outcome.Dampening > calibration.Dampening) note += $", dampening raised to {outcome.Dampening:G2}";
         if (!calibration.BiasCorrection) return note;
-        if (layer.Bias is not { } bias) return note + "; no constant bias to correct";
+        if (bias is null) return note + "; no constant bias to correct";
 
         // The output's mean moves by W mu_dense - W' mu_pruned; the bias takes it back (scaled for Gemm's alpha / beta).
         float[] biasValues = bias.Read(file);
@@ -131,7 +135,37 @@ internal static class ReconstructionPruning
             biasValues[r] = (float)(biasValues[r] + layer.BiasScale * shift);
         }
         bias.Write(biasValues);
-        return note + ", bias corrected";
+        return note + (rescaled ? ", output variance and bias corrected" : ", bias corrected");
+    }
+
+    /// <summary>
+    /// Scales each output channel of the pruned weights so that its variance over the calibration samples, w' Cov_p w'^T,
+    /// is the dense network's, w Cov_d w^T: the per-channel re-estimation of batch-norm statistics that one-shot pruning
+    /// needs (the ridge-damped fit shrinks the outputs towards their mean), done on the folded weights. The factor is
+    /// kept within [1/2, 2] so that a channel with a degenerate estimate is not blown up.
+    /// </summary>
+    private static void MatchVariances(double[] weights, double[] original, int rows, int columns, LayerStatistics statistics, double[] prunedMeans, double[] denseMeans)
+    {
+        var scratch = new double[columns];
+        for (int r = 0; r < rows; r++)
+        {
+            var row = weights.AsSpan(r * columns, columns);
+            double denseVariance = Variance(original.AsSpan(r * columns, columns), statistics.DenseSecondMoment!, denseMeans, statistics.Samples, scratch);
+            double prunedVariance = Variance(row, statistics.SecondMoment!, prunedMeans, statistics.Samples, scratch);
+            if (!(prunedVariance > 0) || !(denseVariance > 0)) continue;
+            double scale = Math.Clamp(Math.Sqrt(denseVariance / prunedVariance), 0.5, 2);
+            foreach (ref double w in row) w *= scale;
+        }
+    }
+
+    /// <summary>Variance over the samples of w . x: w (M / n) w^T - (w . mu)^2, M the second moment.</summary>
+    private static double Variance(ReadOnlySpan<double> w, double[] moment, double[] means, long samples, double[] scratch)
+    {
+        int n = w.Length;
+        Array.Clear(scratch);
+        for (int i = 0; i < n; i++) if (w[i] != 0) SymmetricFactorization.Axpy(scratch, w[i], moment.AsSpan(i * n, n));
+        double mean = SymmetricFactorization.Dot(w, means);
+        return SymmetricFactorization.Dot(w, scratch) / Math.Max(1, samples) - mean * mean;
     }
 
     private static ImageGeometry InputGeometry(OnnxModelFile file)
