@@ -341,6 +341,165 @@ public class ReconstructionPruningTests
         Assert.InRange(w.Count(v => v == 0) / (double)w.Length, 0.4, 0.6);
     }
 
+    // ---- the whole pruner ------------------------------------------------------------------------------------------
+
+    private static readonly SyntheticMobileNetOptions GeneratedV1 = GeneratedVariants.Get("v1_w025_r64");
+    private static readonly byte[] DenseGeneratedV1 = SyntheticMobileNet.Create(GeneratedV1);
+
+    /// <summary>Eight random images in the generated model's input layout, the same on every call.</summary>
+    private static IEnumerable<float[]> GeneratedInputs()
+    {
+        for (int i = 0; i < 8; i++) yield return GeneratedVariants.RandomImages(GeneratedV1, 1, seed: 100 + i);
+    }
+
+    private static PruningOptions Calibrated(float target, Func<IEnumerable<float[]>> inputs, long cacheBytes = 64L << 20,
+        IProgress<PruningProgress>? progress = null, int block = 1) => new()
+    {
+        Method = PruningMethod.Reconstruction,
+        TargetSparsity = target,
+        BlockSize = block,
+        Progress = progress,
+        Calibration = new CalibrationOptions { Inputs = inputs, MaxCachedInputBytes = cacheBytes },
+    };
+
+    /// <summary>Collects reports synchronously (Progress&lt;T&gt; would post them to the thread pool).</summary>
+    private sealed class ProgressLog(Action<PruningProgress>? onReport = null) : IProgress<PruningProgress>
+    {
+        public List<PruningProgress> Reports { get; } = [];
+
+        public void Report(PruningProgress value)
+        {
+            Reports.Add(value);
+            onReport?.Invoke(value);
+        }
+    }
+
+    [Theory]
+    [InlineData(0.5f, 1)]
+    [InlineData(0.7f, 2)]
+    [InlineData(0.9f, 4)]
+    public void ReconstructedModelIsDeterministicHitsTheTargetAndScoresInTheEngineAsInOnnxRuntime(float target, int block)
+    {
+        var log = new ProgressLog();
+        var report = OnnxPruner.Prune(DenseGeneratedV1, out byte[] pruned, Calibrated(target, GeneratedInputs, progress: log, block: block), cancellationToken: Ct);
+        OnnxPruner.Prune(DenseGeneratedV1, out byte[] again, Calibrated(target, GeneratedInputs, block: block), cancellationToken: Ct);
+        Assert.Equal(pruned, again);
+
+        // Every 1x1 and the classifier reconstructed to the target (within a block), each reported once as pruned.
+        var reconstructed = report.Layers.Where(l => l.Kind is WeightLayerKind.Pointwise or WeightLayerKind.Classifier).ToList();
+        Assert.NotEmpty(reconstructed);
+        Assert.All(reconstructed, layer =>
+        {
+            Assert.True(layer.Pruned, layer.Name);
+            double slack = (double)block / layer.Elements + 1e-9;
+            Assert.InRange(layer.SparsityAfter, target - slack, target + slack);
+        });
+        var prunedSteps = log.Reports.Where(r => r.Step == "pruned").ToList();
+        Assert.Equal(reconstructed.Select(l => l.Name).Order(), prunedSteps.Select(r => r.LayerName).Order());
+        Assert.All(log.Reports, r => Assert.Equal(reconstructed.Count, r.Layers));
+        Assert.Equal(Enumerable.Range(0, reconstructed.Count), prunedSteps.Select(r => r.Layer));
+
+        float[] image = GeneratedVariants.RandomImages(GeneratedV1, 1, seed: 7);
+        float[] expected = GeneratedVariants.ScoreWithOnnxRuntime(pruned, image, GeneratedVariants.InputShape(GeneratedV1, 1));
+        using var model = SparseModel.Load(pruned, cancellationToken: Ct);
+        Assert.Contains(model.Network.Layers, layer => layer.Kind == "Pointwise" && layer.Sparsity >= target - 0.05f);
+        var actual = new float[model.OutputLength];
+        model.Run(image, actual, model.CreateWorkspace());
+        AssertParity(expected, actual);
+    }
+
+    [Fact]
+    public void StreamingTheInputsGivesTheSameModelAsCachingThem()
+    {
+        int calls = 0;
+        IEnumerable<float[]> Counted() { calls++; return GeneratedInputs(); }
+        int imageBytes = GeneratedV1.Resolution * GeneratedV1.Resolution * 3 * sizeof(float);
+
+        OnnxPruner.Prune(DenseGeneratedV1, out byte[] cached, Calibrated(0.7f, Counted), cancellationToken: Ct);
+        Assert.Equal(1, calls); // the whole set fits: decoded once, then held
+
+        foreach (long budget in new long[] { 0, 3L * imageBytes })
+        {
+            calls = 0;
+            var log = new ProgressLog();
+            OnnxPruner.Prune(DenseGeneratedV1, out byte[] streamed, Calibrated(0.7f, Counted, budget, log), cancellationToken: Ct);
+            Assert.Equal(cached, streamed);
+            // Over budget the inputs are produced again for every calibration pass rather than held.
+            Assert.Equal(log.Reports.Count(r => r.Step == "calibration pass"), calls);
+            Assert.True(calls > 1, $"{calls} passes");
+        }
+    }
+
+    [Fact]
+    public void CancellingDuringReconstructionStopsItAndWritesNothing()
+    {
+        string input = Path.GetTempFileName(), output = input + ".pruned.onnx";
+        try
+        {
+            File.WriteAllBytes(input, DenseGeneratedV1);
+            using var cancel = new CancellationTokenSource();
+            var log = new ProgressLog(r => { if (r.Step == "pruned" && r.Layer == 2) cancel.Cancel(); });
+            Assert.ThrowsAny<OperationCanceledException>(() => OnnxPruner.Prune(input, output, Calibrated(0.7f, GeneratedInputs, progress: log), cancel.Token));
+            Assert.False(File.Exists(output));
+            Assert.Equal(3, log.Reports.Count(r => r.Step == "pruned"));
+        }
+        finally
+        {
+            File.Delete(input);
+            File.Delete(output);
+        }
+    }
+
+    [Fact]
+    public void CalibrationOptionsAreValidated()
+    {
+        Assert.Throws<ArgumentException>(() => OnnxPruner.Prune(DenseGeneratedV1, out _, new PruningOptions { Method = PruningMethod.Reconstruction }, cancellationToken: Ct));
+        var wrongSize = Calibrated(0.5f, () => [new float[10]]);
+        var error = Assert.Throws<ArgumentException>(() => OnnxPruner.Prune(DenseGeneratedV1, out _, wrongSize, cancellationToken: Ct));
+        Assert.Contains("10 floats", error.Message);
+        Assert.Throws<ArgumentException>(() => OnnxPruner.Prune(DenseGeneratedV1, out _, Calibrated(0.5f, () => []), cancellationToken: Ct));
+        var both = Calibrated(0.5f, GeneratedInputs);
+        both.Calibration!.ImageFolder = SharedData.RepositoryRoot;
+        Assert.Throws<ArgumentException>(() => OnnxPruner.Prune(DenseGeneratedV1, out _, both, cancellationToken: Ct));
+    }
+
+    /// <summary>Real MobileNets pruned by reconstruction, calibrated on two shared photos (centre crops only, to keep the
+    /// test short): ONNX Runtime reads the files, and the engine scores them as ONNX Runtime does.</summary>
+    [Theory]
+    [InlineData("mobilenet_v1_1.0_224.onnx", 0.7f)]
+    [InlineData("mobilenet_v2_1.0_224.onnx", 0.5f)]
+    public void ReconstructedRealModelScoresInTheSparseEngineAsInOnnxRuntime(string modelFile, float target)
+    {
+        string path = SharedData.Require("models/" + modelFile);
+        string[] photos = [SharedData.Require("images/cat.bmp"), SharedData.Require("images/sunflower.bmp")];
+        var options = new PruningOptions
+        {
+            Method = PruningMethod.Reconstruction,
+            TargetSparsity = target,
+            Calibration = new CalibrationOptions { ImagePaths = photos, Mirror = false, CornerCrops = false },
+        };
+        var report = OnnxPruner.Prune(File.ReadAllBytes(path), out byte[] pruned, options, cancellationToken: Ct);
+        Assert.InRange(report.PrunedLayersSparsity, target - 0.02, target + 0.05);
+
+        var random = new Random(8);
+        float[] image = Enumerable.Range(0, 3 * 224 * 224).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+        float[] expected = GeneratedVariants.ScoreWithOnnxRuntime(pruned, image, [1, 3, 224, 224]);
+        using var model = SparseModel.Load(pruned, new SparseModelOptions { Threads = 2 }, Ct);
+        var actual = new float[model.OutputLength];
+        model.Run(image, actual, model.CreateWorkspace());
+        AssertParity(expected, actual);
+    }
+
+    private static void AssertParity(float[] expected, float[] actual)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        Assert.All(expected, value => Assert.True(float.IsFinite(value)));
+        double largest = expected.Max(Math.Abs);
+        double error = expected.Zip(actual).Max(pair => Math.Abs(pair.First - pair.Second));
+        Assert.True(error <= 1e-4 * largest, $"max |ours - ORT| = {error:G3}, {error / largest:G3} of max |ORT|");
+        Assert.Equal(Array.IndexOf(expected, expected.Max()), Array.IndexOf(actual, actual.Max()));
+    }
+
     private static IEnumerable<int[]> Subsets(int n, int k)
     {
         for (int bits = 0; bits < 1 << n; bits++)

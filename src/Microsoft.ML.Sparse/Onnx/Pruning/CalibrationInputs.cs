@@ -16,6 +16,7 @@ internal sealed class CalibrationInputs
     private readonly List<float[]> _cache = [];
     private readonly string[] _paths;
     private bool _cacheComplete;
+    private int _count;
 
     public CalibrationInputs(CalibrationOptions options, ImageGeometry geometry)
     {
@@ -51,13 +52,15 @@ internal sealed class CalibrationInputs
         }
         if (index == 0) throw new ArgumentException("The calibration inputs are empty.");
         _cacheComplete = true;
+        _count = index;
     }
 
     private IEnumerable<float[]> Source()
     {
         if (!_cacheComplete) return Uncached(skip: 0);
-        // Later passes: the cached inputs, then the rest decoded again.
-        return _cache.Concat(Uncached(skip: _cache.Count));
+        // Later passes: the cached inputs, then the rest decoded again (the caller's source is not asked again when
+        // everything fits).
+        return _cache.Count == _count ? _cache : _cache.Concat(Uncached(skip: _cache.Count));
     }
 
     private IEnumerable<float[]> Uncached(int skip)
