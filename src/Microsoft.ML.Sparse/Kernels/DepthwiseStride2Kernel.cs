@@ -127,18 +127,38 @@ internal static unsafe class DepthwiseStride2Kernel
         odd = Avx512F.PermuteVar16x32x2(low, OddColumns, high);
     }
 
-    private static Vector512<int> EvenColumns => Vector512<int>.Indices * 2;
+    private static Vector512<int> EvenColumns
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Vector512<int>.Indices * 2;
+    }
 
-    private static Vector512<int> OddColumns => Vector512<int>.Indices * 2 + Vector512<int>.One;
+    private static Vector512<int> OddColumns
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Vector512<int>.Indices * 2 + Vector512<int>.One;
+    }
 
     /// <summary>Lanes 1..15 of the first source, then lane 0 of the second (columns 2j + 2 from the even ones).</summary>
-    private static Vector512<int> OneOn => Vector512<int>.Indices + Vector512<int>.One;
+    private static Vector512<int> OneOn
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Vector512<int>.Indices + Vector512<int>.One;
+    }
 
     /// <summary>Lanes 1..15 of the first source, then lane 1 of the second (columns 2j + 3 from the odd ones).</summary>
-    private static Vector512<int> OneOnOdd => Vector512.Create(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17);
+    private static Vector512<int> OneOnOdd
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Vector512.Create(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17);
+    }
 
     /// <summary>Lanes 2..15 of the first source, then lanes 0 and 2 of the second (columns 2j + 4 from the even ones).</summary>
-    private static Vector512<int> TwoOn => Vector512.Create(2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18);
+    private static Vector512<int> TwoOn
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => Vector512.Create(2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18);
+    }
 
     /// <summary>
     /// 5x5: each output vector's column of rows in one sweep down the plane, two channels side by side. Every input row is

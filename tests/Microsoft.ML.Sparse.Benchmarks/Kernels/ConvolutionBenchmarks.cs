@@ -48,7 +48,7 @@ public class DepthwiseBenchmarks : ConvolutionBenchmarkBase
 
     /// <summary>"channels x size, kernel, stride".</summary>
     [Params("32x112 k3 s1", "64x112 k3 s2", "128x56 k3 s1", "256x28 k3 s1", "512x14 k3 s1", "1152x7 k3 s1", "96x112 k3 s2", "240x28 k3 s2",
-        "32x112 k5 s1", "144x56 k5 s1", "240x28 k5 s1", "672x14 k5 s1", "1152x7 k5 s1", "96x112 k5 s2", "72x56 k5 s2", "672x14 k5 s2")]
+        "32x112 k5 s1", "144x56 k5 s1", "240x28 k5 s1", "672x14 k5 s1", "1152x7 k5 s1", "96x112 k5 s2", "72x56 k5 s2", "672x14 k5 s2", "512x14 k3 s2", "576x14 k5 s2")]
     public string Shape { get; set; } = "32x112 k3 s1";
 
     protected override SparseNetwork BuildNetwork()
