@@ -139,7 +139,7 @@ internal interface IActivationFunction
     static abstract TVec Apply<TVec>(TVec x, float alpha, float beta) where TVec : struct, IFloatVector<TVec>;
 
     /// <summary>
-    /// Whether the function is a long instruction sequence (Sigmoid, Swish: ~16 instructions). Written against the
+    /// Whether the function is a long instruction sequence (Sigmoid, Swish: ~13 instructions). Written against the
     /// <see cref="IFloatVector{TSelf}"/> wrappers it is some thirty inlinees, and inlined once per accumulator in a
     /// 16-accumulator tile that exhausts the JIT's inlining budget, which then leaves the tile's own loads and FMAs as
     /// calls (10x slower). <see cref="VectorActivation"/> writes the Vector512 form straight on the intrinsics (one

@@ -11,12 +11,16 @@ namespace Microsoft.ML.Sparse.Kernels;
 /// no table, no branch.
 /// </summary>
 /// <remarks>
-/// Sigmoid and Swish share <see cref="OnePlusExpNegated{TVec}"/>: e^-x by Cody-Waite range reduction (x = -(n ln 2 + r),
-/// |r| &lt;= ln2 / 2, n rounded by adding 1.5 x 2^23), a degree-6 polynomial for e^-r fitted to minimal relative error
-/// (1.98e-9 in exact arithmetic, 7.2e-8 evaluated in float with FMA), and the exact scaling by 2^n (vscalefps on AVX-512).
-/// Then sigmoid = 1 / (1 + e^-x) and swish = x / (1 + e^-x), one correctly rounded division each. Error against the
-/// double-precision function, asserted over the whole float range at every width by ActivationFunctionTests: sigmoid
-/// within <see cref="SigmoidAbsoluteError"/> absolute and <see cref="RelativeError"/> relative, swish within
+/// Sigmoid and Swish share <see cref="OnePlusExpNegated{TVec}"/>: e^-x by range reduction in one step (x = -(n ln2 + r),
+/// |r| &lt;= ln2 / 2, n rounded by adding 1.5 x 2^23; ln2 rounded to float puts n x 1.9e-9 into r, at most 2.3e-7
+/// relative wherever |y| &gt;= 1e-36), a degree-5 polynomial for e^-r with the constant term 1 (Lawson-iterated to minimax
+/// relative error: 9.2e-8 in exact arithmetic), and the exact scaling by 2^n (vscalefps on AVX-512). Then
+/// sigmoid = 1 / (1 + e^-x) and swish = x / (1 + e^-x), one correctly rounded division each. Every instruction counts:
+/// the epilogue of a few-input SpMM (EfficientNet's expansions) is bound by its FMA ports, and this form has five fewer
+/// than a two-step reduction with a degree-6 polynomial, or than a reciprocal estimate with a Newton step in place of
+/// the division (both measured slower, PointwiseEpilogueBenchmarks). Error against the double-precision function,
+/// asserted over the whole float range at every width by ActivationFunctionTests: sigmoid within
+/// <see cref="SigmoidAbsoluteError"/> absolute and <see cref="RelativeError"/> relative, swish within
 /// <see cref="RelativeError"/> relative wherever |y| &gt;= 1e-36 (below that, within 1e-36 absolute). x is clamped to
 /// +-<see cref="ReductionBound"/> before the reduction only: there e^-x is already 0 or infinite in float, so sigmoid
 /// gives exactly 0 and 1 and swish 0 (x &gt; 0), NaN for -inf (-inf / inf, as x * sigmoid(x) = -inf * 0 in the scalar
@@ -30,31 +34,25 @@ internal static class VectorActivation
     /// <summary>Asserted relative bound of sigmoid and swish where the result is not tiny.</summary>
     public const double RelativeError = 1e-6;
 
-    /// <summary>|x| beyond which e^-x is 0 or infinite in float anyway (2^144): the reduction stays exact and free of NaN.</summary>
+    /// <summary>|x| beyond which e^-x is 0 or infinite in float anyway (2^144): the reduction stays free of NaN.</summary>
     private const float ReductionBound = 100f;
 
-    private const float Log2E = 1.44269504f;
-    // ln 2 in two parts: n * Ln2High is exact for |n| < 2^9.
-    private const float Ln2High = 0.693145752f, Ln2Low = 1.42860677e-6f;
+    private const float Log2E = 1.44269504f, Ln2 = 0.6931472f;
     /// <summary>Adding 1.5 x 2^23 rounds any |v| &lt; 2^22 to an integer (the float's last bit is worth 1 there).</summary>
     private const float RoundingBias = 12582912f;
 
-    // e^-r ~ 1 + C1 r + ... + C6 r^6 on |r| <= ln2 / 2 (least relative error, reweighted to minimax).
-    private const float C1 = -1f, C2 = 0.49999994f, C3 = -0.1666643f, C4 = 0.041668005f, C5 = -0.008374196f, C6 = 0.0013843584f;
+    // e^-r ~ 1 + C1 r + ... + C5 r^5 on |r| <= ln2 / 2.
+    private const float C1 = -0.9999997f, C2 = 0.49999148f, C3 = -0.16667636f, C4 = 0.041898038f, C5 = -0.008290357f;
 
     /// <summary>1 + e^-x, exactly 1 or +inf past |x| = 100, NaN for NaN.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static TVec OnePlusExpNegated<TVec>(TVec x) where TVec : struct, IFloatVector<TVec>
     {
-        if (typeof(TVec) == typeof(Float512))
-            return Unsafe.BitCast<Vector512<float>, TVec>(OnePlusExpNegated(Unsafe.BitCast<TVec, Vector512<float>>(x)));
         TVec z = Clamp(x, TVec.Broadcast(-ReductionBound), TVec.Broadcast(ReductionBound));
         TVec n = TVec.MultiplyAdd(z, TVec.Broadcast(-Log2E), TVec.Broadcast(RoundingBias)) - TVec.Broadcast(RoundingBias);
         // r = z + n ln2, so -z = n ln2 - r and e^-z = 2^n e^-r.
-        TVec r = TVec.MultiplyAdd(n, TVec.Broadcast(Ln2High), z);
-        r = TVec.MultiplyAdd(n, TVec.Broadcast(Ln2Low), r);
-        TVec p = TVec.MultiplyAdd(TVec.Broadcast(C6), r, TVec.Broadcast(C5));
-        p = TVec.MultiplyAdd(p, r, TVec.Broadcast(C4));
+        TVec r = TVec.MultiplyAdd(n, TVec.Broadcast(Ln2), z);
+        TVec p = TVec.MultiplyAdd(TVec.Broadcast(C5), r, TVec.Broadcast(C4));
         p = TVec.MultiplyAdd(p, r, TVec.Broadcast(C3));
         p = TVec.MultiplyAdd(p, r, TVec.Broadcast(C2));
         p = TVec.MultiplyAdd(p, r, TVec.Broadcast(C1));
@@ -71,10 +69,8 @@ internal static class VectorActivation
     {
         Vector512<float> z = Vector512.MinNative(Vector512.Create(ReductionBound), Vector512.MaxNative(Vector512.Create(-ReductionBound), x));
         Vector512<float> n = Vector512.FusedMultiplyAdd(z, Vector512.Create(-Log2E), Vector512.Create(RoundingBias)) - Vector512.Create(RoundingBias);
-        Vector512<float> r = Vector512.FusedMultiplyAdd(n, Vector512.Create(Ln2High), z);
-        r = Vector512.FusedMultiplyAdd(n, Vector512.Create(Ln2Low), r);
-        Vector512<float> p = Vector512.FusedMultiplyAdd(Vector512.Create(C6), r, Vector512.Create(C5));
-        p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(C4));
+        Vector512<float> r = Vector512.FusedMultiplyAdd(n, Vector512.Create(Ln2), z);
+        Vector512<float> p = Vector512.FusedMultiplyAdd(Vector512.Create(C5), r, Vector512.Create(C4));
         p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(C3));
         p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(C2));
         p = Vector512.FusedMultiplyAdd(p, r, Vector512.Create(C1));
