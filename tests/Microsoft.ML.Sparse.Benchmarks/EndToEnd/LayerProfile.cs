@@ -86,22 +86,24 @@ internal static class LayerProfile
             PlannedLayer[] oneLayers = one.Model.Network.PlannedLayers, manyLayers = many.Model.Network.PlannedLayers;
             Console.WriteLine($"{modelName} at {sparsity:P0}, per layer inside whole inferences, fastest of {InferenceRounds} rounds of {InferencesPerRound} (us)");
             Console.WriteLine($"{"layer",-44} {"kernel",-40} {"shape",-22} {"1 thread",9} {threads + " threads",9} {"scaling",8}");
-            var oneOutputs = oneLayers.Select(layer => layer.Output.Id).ToHashSet();
+            var oneIndex = new Dictionary<int, int>();
+            for (int k = 0; k < oneLayers.Length; k++) oneIndex[oneLayers[k].Output.Id] = k;
             int j = 0;
             for (int i = 0; i < manyLayers.Length; i++)
             {
                 PlannedLayer layer = manyLayers[i];
                 string shape = $"{layer.Inputs[0].Channels}->{layer.Output.Channels}@{layer.Output.Height}x{layer.Output.Width}";
                 string name = $"{Shorten(layer.Name, 44),-44} {Shorten(layer.KernelName, 40),-40} {shape,-22}";
-                // A tensor only the multi-thread plan has (partial sums): its one-thread time is counted where the plans meet again.
-                if (!oneOutputs.Contains(layer.Output.Id))
+                // A tensor only the multi-thread plan has (partial sums), or one the one-thread plan made earlier in another order
+                // (folded squeeze-and-excitation scales): its one-thread time is counted where the plans meet again.
+                if (!oneIndex.TryGetValue(layer.Output.Id, out int match) || match < j)
                 {
                     Console.WriteLine($"{name} {"",9} {many.Best[i],9:F1}");
                     continue;
                 }
                 double single = 0, multi = many.Best[i];
-                do single += one.Best[j]; while (oneLayers[j++].Output.Id != layer.Output.Id);
-                for (int k = i - 1; k >= 0 && !oneOutputs.Contains(manyLayers[k].Output.Id); k--) multi += many.Best[k];
+                for (; j <= match; j++) single += one.Best[j];
+                for (int k = i - 1; k >= 0 && !oneIndex.ContainsKey(manyLayers[k].Output.Id); k--) multi += many.Best[k];
                 Console.WriteLine($"{name} {single,9:F1} {many.Best[i],9:F1} {single / multi,7:F2}x");
             }
             Console.WriteLine($"whole inference (fastest round): 1 thread {one.BestInference / 1000:F3} ms, {threads} threads {many.BestInference / 1000:F3} ms, scaling {one.BestInference / many.BestInference:F2}x");

@@ -86,3 +86,33 @@ public class FirstLayerConvBenchmarks : ConvolutionBenchmarkBase
         return builder.Build(y, SingleThread);
     }
 }
+
+/// <summary>
+/// A 90%-sparse 1x1 expansion feeding a depthwise layer, both with Swish, as in EfficientNet and MobileNetV3 (the engine
+/// pairs or fuses them): "in->out@size kK sS". GFLOP/s counts the depthwise MACs and the 1x1's dense MACs.
+/// </summary>
+[Config(typeof(Config))]
+public class PointwiseDepthwiseBenchmarks : ConvolutionBenchmarkBase
+{
+    private sealed class Config : ManualConfig
+    {
+        public Config() => AddColumn(new GflopsColumn(GflopsColumn.FromMacCount), StatisticColumn.Min);
+    }
+
+    /// <summary>EfficientNet-B0's 16->96 at 112 (3x3 s2), 80->480 at 14 (3x3), 112->672 at 14 (5x5), 192->1152 at 7 (5x5), 112->672 at 14 (5x5 s2).</summary>
+    [Params("16->96@112 k3 s2", "80->480@14 k3 s1", "112->672@14 k5 s1", "192->1152@7 k5 s1", "112->672@14 k5 s2")]
+    public string Shape { get; set; } = "16->96@112 k3 s2";
+
+    protected override SparseNetwork BuildNetwork()
+    {
+        string[] parts = Shape.Split(' ', '@', '>');
+        int inChannels = int.Parse(parts[0].TrimEnd('-')), outChannels = int.Parse(parts[1]), size = int.Parse(parts[2]);
+        int kernel = int.Parse(parts[3][1..]), stride = int.Parse(parts[4][1..]);
+        var builder = new SparseNetworkBuilder(inChannels, size, size);
+        float[] weights = PointwiseBenchmarks.MagnitudePruned(new Random(3), outChannels, inChannels, 0.9f);
+        TensorHandle x = builder.Pointwise(builder.Input, weights, Weights(outChannels), outChannels, Activation.Swish);
+        TensorHandle y = builder.DepthwiseConv(x, Weights(outChannels * kernel * kernel), Weights(outChannels), kernel, kernel, stride, stride,
+            Padding.SameUpper(size, size, kernel, kernel, stride, stride), Activation.Swish);
+        return builder.Build(y, SingleThread);
+    }
+}
