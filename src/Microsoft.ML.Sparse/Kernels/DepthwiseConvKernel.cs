@@ -5,13 +5,13 @@ using System.Runtime.Intrinsics.X86;
 namespace Microsoft.ML.Sparse.Kernels;
 
 /// <summary>
-/// Depthwise convolution (one filter per channel) over CHW, any kernel size, stride and explicit padding. Under AVX-512,
-/// 3x3 and 5x5 read straight from the input with masked loads where they can: small stride-1 planes as one flat tap loop
-/// (<see cref="DepthwiseFlatKernel"/>); stride 2 with output rows up to four (3x3) or eight (5x5) vectors
+/// Depthwise convolution (one filter per channel) over CHW, any kernel size, stride and explicit padding. Planes whose
+/// output rows fill at most half a vector (7x7 under AVX-512, from 7x7 or from 14x14 at stride 2) put 16 channels in
+/// vector lanes (<see cref="DepthwiseLanesKernel"/>). Under AVX-512, 3x3 and 5x5 read straight from the input with masked
+/// loads where they can: stride 2 with output rows up to four (3x3) or eight (5x5) vectors
 /// (<see cref="DepthwiseStride2Kernel"/>), stride 1 with rows of one to sixteen vectors, 5x5 also rows of 8-15 columns
 /// (<see cref="DepthwiseStride1Kernel"/>), 3x3 stride 1 where each zero-padded row is one vector (14x14, in
-/// <see cref="Rows3x3{TVec}"/>). Planes whose rows fill at most half a vector put channels in
-/// lanes (<see cref="DepthwiseLanesKernel"/>). Otherwise 3x3 runs <see cref="Rows3x3{TVec}"/> over each channel's
+/// <see cref="Rows3x3{TVec}"/>). Otherwise 3x3 runs <see cref="Rows3x3{TVec}"/> over each channel's
 /// zero-padded phase planes (<see cref="ConvPlanes"/>, so borders need no special case), four output rows per pass, and
 /// everything else (5x5, other strides) is one flat tap run per channel over its phase planes, then the valid columns
 /// are copied out. Activations are fused into the stores.
@@ -40,24 +40,19 @@ internal static unsafe class DepthwiseConvKernel
         int channelStart, int channelEnd, in Activation activation, float* scratch) where TVec : struct, IFloatVector<TVec>
     {
         if (channelStart >= channelEnd) return;
+        if (DepthwiseLanesKernel.Supports<TVec>(g))
+        {
+            DepthwiseLanesKernel.Run<TVec>(input, output, weights, bias, g, channelStart, channelEnd, activation, scratch);
+            return;
+        }
         if (DepthwiseStride2Kernel.Supports<TVec>(g))
         {
             DepthwiseStride2Kernel.Run(input, output, weights, bias, g, channelStart, channelEnd, activation);
             return;
         }
-        if (DepthwiseFlatKernel.Supports<TVec>(g))
-        {
-            DepthwiseFlatKernel.Run(input, output, weights, bias, g, channelStart, channelEnd, activation);
-            return;
-        }
         if (DepthwiseStride1Kernel.Supports<TVec>(g))
         {
             DepthwiseStride1Kernel.Run(input, output, weights, bias, g, channelStart, channelEnd, activation);
-            return;
-        }
-        if (DepthwiseLanesKernel.Supports<TVec>(g))
-        {
-            DepthwiseLanesKernel.Run<TVec>(input, output, weights, bias, g, channelStart, channelEnd, activation, scratch);
             return;
         }
         // 3x3 rows between a half and a whole 512-bit vector wide (14x14): 256-bit rows beat a flat run plus the copy out

@@ -1,7 +1,9 @@
+using System.Runtime.InteropServices;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Columns;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Jobs;
+using Microsoft.ML.Sparse.Kernels;
 
 namespace Microsoft.ML.Sparse.Benchmarks.Kernels;
 
@@ -115,4 +117,68 @@ public class PointwiseDepthwiseBenchmarks : ConvolutionBenchmarkBase
             Padding.SameUpper(size, size, kernel, kernel, stride, stride), Activation.Swish);
         return builder.Build(y, SingleThread);
     }
+}
+
+/// <summary>
+/// <see cref="DepthwiseConvKernel"/> called directly on aligned native planes (widest SIMD, Relu6): the kernel alone,
+/// without the network's input and output copies that <see cref="DepthwiseBenchmarks"/> includes.
+/// </summary>
+[Config(typeof(Config))]
+public unsafe class DepthwiseKernelBenchmarks : IMacCount
+{
+    private sealed class Config : ManualConfig
+    {
+        public Config() => AddColumn(new GflopsColumn(GflopsColumn.FromMacCount), StatisticColumn.Min);
+    }
+
+    /// <summary>"channels x size, kernel, stride", as <see cref="DepthwiseBenchmarks"/>.</summary>
+    [Params("96x7 k3 s1", "1152x7 k3 s1", "1152x7 k5 s1", "512x14 k3 s1", "672x14 k5 s1", "96x112 k3 s2", "512x14 k3 s2", "672x14 k5 s2")]
+    public string Shape { get; set; } = "1152x7 k5 s1";
+
+    private float* _input, _output, _weights, _bias, _scratch;
+    private ConvGeometry _geometry;
+    private int _channels;
+
+    /// <inheritdoc/>
+    public long Macs { get { Parse(); return (long)_channels * _geometry.OutHeight * _geometry.OutWidth * _geometry.Taps; } }
+
+    private void Parse()
+    {
+        string[] parts = Shape.Split(' ');
+        int[] dims = parts[0].Split('x').Select(int.Parse).ToArray();
+        int kernel = int.Parse(parts[1][1..]), stride = int.Parse(parts[2][1..]);
+        _channels = dims[0];
+        _geometry = new ConvGeometry(dims[1], dims[1], kernel, kernel, stride, stride, Padding.SameUpper(dims[1], dims[1], kernel, kernel, stride, stride));
+    }
+
+    private static float* Filled(long count)
+    {
+        var p = (float*)NativeMemory.AlignedAlloc((nuint)(count * sizeof(float)), 64);
+        for (long i = 0; i < count; i++) p[i] = (i % 13) / 13f - 0.5f;
+        return p;
+    }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        Parse();
+        _input = Filled((long)_channels * _geometry.InPlaneStride + 64);
+        _output = Filled((long)_channels * _geometry.OutPlaneStride + 64);
+        _weights = Filled((long)_channels * _geometry.Taps);
+        _bias = Filled(_channels);
+        _scratch = Filled(DepthwiseConvKernel.ScratchFloats(_geometry) + 64);
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        NativeMemory.AlignedFree(_input);
+        NativeMemory.AlignedFree(_output);
+        NativeMemory.AlignedFree(_weights);
+        NativeMemory.AlignedFree(_bias);
+        NativeMemory.AlignedFree(_scratch);
+    }
+
+    [Benchmark]
+    public void Run() => DepthwiseConvKernel.Run<Float512>(_input, _output, _weights, _bias, _geometry, 0, _channels, Activation.Relu6, _scratch);
 }

@@ -72,6 +72,76 @@ public sealed class DepthwiseWindowTests
             Check(random, channels: 3, size, size + 1, kernel, stride, new Padding(kernel / 2, kernel / 2, kernel / 2 - size % 2, kernel / 2), Activation.None, specialValues: true);
     }
 
+    /// <summary>
+    /// Planes whose output rows fit in half a vector (7x7, 14x14 at stride 2, 4x4 to 8x8) run 16 channels to a block in
+    /// vector lanes: channel counts around the block size, so the last block is partial, at every width.
+    /// </summary>
+    [Theory]
+    [InlineData(3, 1)]
+    [InlineData(3, 2)]
+    [InlineData(5, 1)]
+    [InlineData(5, 2)]
+    public void SmallPlanes_ChannelCountsAroundTheLaneBlock_MatchReference(int kernel, int stride)
+    {
+        var random = new Random(3000 + kernel * 10 + stride);
+        foreach (int channels in new[] { 15, 16, 17, 33 })
+            foreach (int size in new[] { 4, 6, 7, 8, 13, 14, 16 })
+            {
+                var pad = new Padding(random.Next(kernel), random.Next(kernel), random.Next(kernel), random.Next(kernel));
+                if (size + pad.Top + pad.Bottom < kernel) pad = Padding.Uniform(kernel / 2);
+                Check(random, channels, size, size + random.Next(2), kernel, stride, pad, Activations[random.Next(Activations.Length)], specialValues: false);
+            }
+    }
+
+    /// <summary>
+    /// A thread's share of a layer is a range of channels that need not start or end on a lane block: each range writes
+    /// exactly its channels, with the bits of the whole layer's run.
+    /// </summary>
+    [Theory]
+    [InlineData(7, 7, 3, 1)]
+    [InlineData(7, 7, 5, 1)]
+    [InlineData(14, 14, 3, 2)]
+    [InlineData(14, 14, 5, 2)]
+    [InlineData(56, 56, 3, 1)]
+    public unsafe void ChannelRanges_WriteOnlyTheirChannels_WithTheWholeLayersBits(int height, int width, int kernel, int stride)
+    {
+        const int channels = 40;
+        var random = new Random(height * 100 + kernel * 10 + stride);
+        var g = new ConvGeometry(height, width, kernel, kernel, stride, stride, Padding.Uniform(kernel / 2));
+        int planeOut = g.OutHeight * g.OutWidth;
+        float[] input = ScalarReference.Random(random, channels * height * width), w = ScalarReference.Random(random, channels * kernel * kernel),
+            b = ScalarReference.Random(random, channels);
+        foreach (SimdWidth simd in SimdSupport.Available)
+        {
+            float[] whole = Run(simd, input, w, b, g, channels, Activation.Relu6);
+            foreach ((int start, int end) in new[] { (0, 1), (1, 16), (3, 20), (15, 16), (16, 32), (17, 18), (31, 40), (33, 40) })
+            {
+                float[] output = new float[channels * planeOut], scratch = new float[DepthwiseConvKernel.ScratchFloats(g)];
+                Array.Fill(output, 12345f);
+                fixed (float* ip = input, wp = w, bp = b, op = output, sp = scratch)
+                    RunRange(simd, ip, op, wp, bp, g, start, end, sp);
+                for (int c = 0; c < channels; c++)
+                {
+                    Span<float> plane = output.AsSpan(c * planeOut, planeOut);
+                    if (c >= start && c < end)
+                        Assert.True(plane.SequenceEqual(whole.AsSpan(c * planeOut, planeOut)), $"{simd} [{start}, {end}): channel {c} differs from the whole run");
+                    else Assert.True(plane.ToArray().All(v => v == 12345f), $"{simd} [{start}, {end}) wrote channel {c}");
+                }
+            }
+        }
+    }
+
+    private static unsafe void RunRange(SimdWidth simd, float* input, float* output, float* weights, float* bias, in ConvGeometry g, int start, int end, float* scratch)
+    {
+        switch (simd)
+        {
+            case SimdWidth.Vector512: DepthwiseConvKernel.Run<Float512>(input, output, weights, bias, g, start, end, Activation.Relu6, scratch); break;
+            case SimdWidth.Vector256: DepthwiseConvKernel.Run<Float256>(input, output, weights, bias, g, start, end, Activation.Relu6, scratch); break;
+            case SimdWidth.Vector128: DepthwiseConvKernel.Run<Float128>(input, output, weights, bias, g, start, end, Activation.Relu6, scratch); break;
+            default: DepthwiseConvKernel.Run<Scalar>(input, output, weights, bias, g, start, end, Activation.Relu6, scratch); break;
+        }
+    }
+
     private static unsafe void Check(Random random, int channels, int height, int width, int kernel, int stride, Padding pad, Activation activation, bool specialValues)
     {
         var g = new ConvGeometry(height, width, kernel, kernel, stride, stride, pad);
