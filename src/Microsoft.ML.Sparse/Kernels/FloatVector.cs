@@ -32,6 +32,11 @@ internal unsafe interface IFloatVector<TSelf> where TSelf : struct, IFloatVector
     static abstract TSelf ScaleByPowerOfTwo(TSelf value, TSelf exponent);
     /// <summary>Sum of the lanes.</summary>
     float Sum();
+    /// <summary>
+    /// <c>source[indices[lane]]</c> in each lane, and 0 where the index is negative (that lane reads nothing): sparse
+    /// kernels pad short rows with index -1, so an infinite or NaN input never meets a padding weight of 0.
+    /// </summary>
+    static abstract TSelf GatherOrZero(float* source, int* indices);
 }
 
 internal readonly unsafe struct Scalar : IFloatVector<Scalar>
@@ -54,6 +59,8 @@ internal readonly unsafe struct Scalar : IFloatVector<Scalar>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Scalar ScaleByPowerOfTwo(Scalar value, Scalar exponent) =>
         new(MathF.ScaleB(value._v, (int)exponent._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public float Sum() => _v;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Scalar GatherOrZero(float* source, int* indices) =>
+        new(*indices < 0 ? 0f : source[*indices]);
 }
 
 internal readonly unsafe struct Float128 : IFloatVector<Float128>
@@ -84,6 +91,21 @@ internal readonly unsafe struct Float128 : IFloatVector<Float128>
             Vector128.ShiftLeft(Vector128.ConvertToInt32(n) + Vector128.Create(127), 23).AsSingle();
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public float Sum() => Vector128.Sum(_v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float128 GatherOrZero(float* source, int* indices) => new(Gather(source, indices));
+
+    /// <summary>The masked hardware gather where AVX2 has one; four checked loads elsewhere (Arm has no gather).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector128<float> Gather(float* source, int* indices)
+    {
+        if (Avx2.IsSupported)
+        {
+            Vector128<int> index = Vector128.Load(indices);
+            return Avx2.GatherMaskVector128(Vector128<float>.Zero, source, index,
+                Vector128.GreaterThanOrEqual(index, Vector128<int>.Zero).AsSingle(), sizeof(float));
+        }
+        return Vector128.Create(Scalar.GatherOrZero(source, indices).Sum(), Scalar.GatherOrZero(source, indices + 1).Sum(),
+            Scalar.GatherOrZero(source, indices + 2).Sum(), Scalar.GatherOrZero(source, indices + 3).Sum());
+    }
 }
 
 internal readonly unsafe struct Float256 : IFloatVector<Float256>
@@ -114,6 +136,20 @@ internal readonly unsafe struct Float256 : IFloatVector<Float256>
             Vector256.ShiftLeft(Vector256.ConvertToInt32(n) + Vector256.Create(127), 23).AsSingle();
     }
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public float Sum() => Vector256.Sum(_v);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float256 GatherOrZero(float* source, int* indices) => new(Gather(source, indices));
+
+    /// <summary>As <see cref="Float128.Gather"/>, eight lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector256<float> Gather(float* source, int* indices)
+    {
+        if (Avx2.IsSupported)
+        {
+            Vector256<int> index = Vector256.Load(indices);
+            return Avx2.GatherMaskVector256(Vector256<float>.Zero, source, index,
+                Vector256.GreaterThanOrEqual(index, Vector256<int>.Zero).AsSingle(), sizeof(float));
+        }
+        return Vector256.Create(Float128.Gather(source, indices), Float128.Gather(source, indices + 4));
+    }
 }
 
 internal readonly unsafe struct Float512 : IFloatVector<Float512>
@@ -136,6 +172,9 @@ internal readonly unsafe struct Float512 : IFloatVector<Float512>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float512 ScaleByPowerOfTwo(Float512 value, Float512 exponent) =>
         new(Avx512F.Scale(value._v, exponent._v));
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public float Sum() => Vector512.Sum(_v);
+    /// <summary>Two 256-bit gathers: .NET 10 exposes no 512-bit one.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Float512 GatherOrZero(float* source, int* indices) =>
+        new(Vector512.Create(Float256.Gather(source, indices), Float256.Gather(source, indices + 8)));
 }
 
 /// <summary>Which kernels may use AVX-512's masked loads and stores.</summary>

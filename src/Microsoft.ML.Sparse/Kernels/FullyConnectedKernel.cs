@@ -116,14 +116,23 @@ internal static unsafe class FullyConnectedKernel
     }
 
     /// <summary>
-    /// The sparse GEMV for pruned weights, outputs [start, end): each output is a dot product over its row's nonzeros only
-    /// (<see cref="SparseRows"/>), in four interleaved partial sums so consecutive multiply-adds do not wait on each other.
-    /// Same contract as <see cref="Run"/>; the per-output order depends only on the row, never on the range.
+    /// The sparse GEMV for pruned weights, outputs [start, end), any range: <see cref="SparseRows.SliceOutputs"/>
+    /// consecutive outputs share a slice whose k-th step holds each output's k-th nonzero, so one vector of lanes is a run
+    /// of outputs, each step is a gather of their inputs and one multiply-add, and the activation runs on whole vectors.
+    /// Same contract as <see cref="Run"/>; each output sums its nonzeros in row order and then adds its bias, the same bits
+    /// at every width and for every range.
     /// </summary>
+    /// <remarks>
+    /// The row-at-a-time form it replaces (a dot product per output, reduced across lanes) applied the activation one output
+    /// at a time: EfficientNet-B0's 48 -> 1152 excitation with Sigmoid at 90% took 15 us in inference, 5.4 us this way
+    /// (Zen 5). Without an activation both forms are bound by the gathers, about 11 cycles per eight lanes on Zen 5
+    /// (PointwiseGemvBenchmarks at 90%: 1024 x 1001 0.87x -> 0.70x the dense time, 576 x 144 1.50x -> 1.27x).
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RunSparse<TVec>(float* input, SparseRows weights, float* bias, float* residual, float* output,
         int start, int end, in Activation activation) where TVec : struct, IFloatVector<TVec>
     {
+        if (start >= end) return;
         var gemv = new SparseGemv<TVec>(input, weights, bias, residual, output, start, end, activation);
         ActivationPass.DispatchClampsAsClip(ref gemv, activation);
         GC.KeepAlive(weights);
@@ -139,73 +148,89 @@ internal static unsafe class FullyConnectedKernel
     private static void Sparse<TVec, TFunction>(float* input, SparseRows weights, float* bias, float* residual, float* output,
         int start, int end, (float Alpha, float Beta) parameters) where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
+        const int slice = SparseRows.SliceOutputs;
         var (alpha, beta) = parameters;
-        int* rowStarts = weights.RowStarts, columns = weights.Columns;
+        int n = TVec.Count;
+        int* sliceSteps = weights.SliceSteps, columns = weights.Columns;
         float* values = weights.Values;
-        // The gather path is chosen per call, never per output, so a range split cannot change any output's bits.
-        bool gather = TVec.Count >= 8 && Avx2.IsSupported;
-        for (int o = start; o < end; o++)
+        float* lanes = stackalloc float[slice];
+        for (int s = start / slice; s * slice < end; s++)
         {
-            float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;
-            int k = rowStarts[o], rowEnd = rowStarts[o + 1];
-            if (gather)
+            int first = s * slice, stepsFrom = sliceSteps[s], stepsTo = sliceSteps[s + 1];
+            bool whole = first >= start && first + slice <= end;
+            for (int g = 0; g < slice; g += n)
             {
-                // Eight nonzeros at a time: gather their inputs, multiply-add into eight lanes, reduce once per row.
-                Vector256<float> lanes = Vector256<float>.Zero;
-                for (; k + 8 <= rowEnd; k += 8)
-                    lanes = Fma.MultiplyAdd(Vector256.Load(values + k), Avx2.GatherVector256(input, Vector256.Load(columns + k), sizeof(float)), lanes);
-                s1 = Vector256.Sum(lanes);
+                // One vector of the slice's outputs: its lanes' nonzeros, step after step (a lane past its row's end reads
+                // index -1 and weight 0, which leaves its sum as it is).
+                TVec sum = TVec.Zero;
+                long at = (long)stepsFrom * slice + g, stop = (long)stepsTo * slice + g;
+                for (; at < stop; at += slice)
+                    sum = TVec.MultiplyAdd(TVec.Load(values + at), TVec.GatherOrZero(input, columns + at), sum);
+                if (whole) Finish<TVec, TFunction>(TVec.Load(bias + first + g) + sum, residual, output, first + g, alpha, beta);
+                else sum.Store(lanes + g);
             }
-            for (; k + 4 <= rowEnd; k += 4)
-            {
-                s0 = MathF.FusedMultiplyAdd(values[k], input[columns[k]], s0);
-                s1 = MathF.FusedMultiplyAdd(values[k + 1], input[columns[k + 1]], s1);
-                s2 = MathF.FusedMultiplyAdd(values[k + 2], input[columns[k + 2]], s2);
-                s3 = MathF.FusedMultiplyAdd(values[k + 3], input[columns[k + 3]], s3);
-            }
-            for (; k < rowEnd; k++) s0 = MathF.FusedMultiplyAdd(values[k], input[columns[k]], s0);
-            Finish<Scalar, TFunction>(Scalar.Broadcast(bias[o] + ((s0 + s1) + (s2 + s3))), residual, output, o, alpha, beta);
+            if (whole) continue;
+            // A slice the range or the layer ends inside: the outputs in range, one at a time, from the same sums.
+            for (int o = Math.Max(first, start), last = Math.Min(first + slice, end); o < last; o++)
+                Finish<Scalar, TFunction>(Scalar.Load(bias + o) + Scalar.Load(lanes + o - first), residual, output, o, alpha, beta);
         }
     }
 }
 
-/// <summary>Row-compressed (CSR) weights <c>W[outputs, inputs]</c> for <see cref="FullyConnectedKernel.RunSparse"/>, in pinned arrays.</summary>
+/// <summary>
+/// Pruned weights <c>W[outputs, inputs]</c> for <see cref="FullyConnectedKernel.RunSparse"/> in slices of
+/// <see cref="SliceOutputs"/> outputs (sliced ELLPACK): step k of a slice holds, for each of its outputs in turn, the
+/// column and weight of that output's k-th nonzero, or -1 and 0 past the end of its row; a slice has as many steps as its
+/// longest row. Pinned arrays.
+/// </summary>
 internal sealed unsafe class SparseRows
 {
-    private readonly int[] _rowStarts, _columns;
+    /// <summary>Outputs per slice: one AVX-512 vector, two AVX2 ones.</summary>
+    public const int SliceOutputs = 16;
+
+    private readonly int[] _sliceSteps, _columns;
     private readonly float[] _values;
 
     /// <summary>Keeps the nonzeros of row-major <paramref name="weights"/>.</summary>
     public SparseRows(ReadOnlySpan<float> weights, int outputs, int inputs)
     {
-        int nonZeros = weights.Length - weights.Count(0f);
-        _rowStarts = GC.AllocateArray<int>(outputs + 1, pinned: true);
-        _columns = GC.AllocateArray<int>(nonZeros, pinned: true);
-        _values = GC.AllocateArray<float>(nonZeros, pinned: true);
-        int next = 0;
+        int slices = (outputs + SliceOutputs - 1) / SliceOutputs;
+        _sliceSteps = GC.AllocateArray<int>(slices + 1, pinned: true);
+        for (int s = 0; s < slices; s++)
+        {
+            int longest = 0;
+            for (int o = s * SliceOutputs; o < Math.Min(outputs, (s + 1) * SliceOutputs); o++)
+                longest = Math.Max(longest, inputs - weights.Slice(o * inputs, inputs).Count(0f));
+            _sliceSteps[s + 1] = checked(_sliceSteps[s] + longest);
+        }
+        long stored = (long)_sliceSteps[slices] * SliceOutputs;
+        _columns = GC.AllocateArray<int>(checked((int)stored), pinned: true);
+        _values = GC.AllocateArray<float>((int)stored, pinned: true);
+        _columns.AsSpan().Fill(-1);
         for (int o = 0; o < outputs; o++)
         {
-            _rowStarts[o] = next;
+            long at = (long)_sliceSteps[o / SliceOutputs] * SliceOutputs + o % SliceOutputs;
             for (int i = 0; i < inputs; i++)
             {
                 float value = weights[o * inputs + i];
                 if (value == 0f) continue;
-                _columns[next] = i;
-                _values[next++] = value;
+                _columns[at] = i;
+                _values[at] = value;
+                at += SliceOutputs;
+                NonZeroCount++;
             }
         }
-        _rowStarts[outputs] = next;
     }
 
-    /// <summary>outputs + 1 offsets into <see cref="Columns"/>/<see cref="Values"/>: row o is [RowStarts[o], RowStarts[o + 1]).</summary>
-    public int* RowStarts => (int*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_rowStarts));
+    /// <summary>slices + 1 step offsets: slice s is steps [SliceSteps[s], SliceSteps[s + 1]), each <see cref="SliceOutputs"/> entries.</summary>
+    public int* SliceSteps => (int*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_sliceSteps));
 
-    /// <summary>The input index of each nonzero.</summary>
+    /// <summary>The input index of each entry, -1 for padding.</summary>
     public int* Columns => (int*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_columns));
 
-    /// <summary>The nonzero weights, row after row.</summary>
+    /// <summary>The weight of each entry, 0 for padding.</summary>
     public float* Values => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_values));
 
-    /// <summary>Stored nonzeros.</summary>
-    public int NonZeroCount => _values.Length;
+    /// <summary>Stored nonzeros (padding not counted).</summary>
+    public int NonZeroCount { get; }
 }

@@ -4,8 +4,9 @@ using Microsoft.ML.Sparse.Kernels;
 namespace Microsoft.ML.Sparse.Benchmarks.Kernels;
 
 /// <summary>
-/// The one-pixel layers: dense GEMV next to the sparse (CSR) GEMV on the MobileNet classifier (1024 -> 1001) and a
-/// squeeze-and-excitation FC (576 -> 144), single-threaded, 512-bit vectors (meant for AVX-512 machines); locates <see cref="FullyConnectedLayer.SparseGemvMinimumSparsity"/>.
+/// The one-pixel layers: dense GEMV next to the sparse GEMV on the classifiers of MobileNet v1 (1024 -> 1001) and of
+/// v2/EfficientNet (1280 -> 1000) and on squeeze-and-excitation FCs (MobileNetV3's 576 -> 144, EfficientNet-B0's last
+/// squeeze 1152 -> 48 and excitation 48 -> 1152), single-threaded, 512-bit vectors (meant for AVX-512 machines); locates <see cref="FullyConnectedLayer.SparseGemvMinimumSparsity"/>.
 /// </summary>
 [MemoryDiagnoser]
 public unsafe class PointwiseGemvBenchmarks
@@ -15,7 +16,7 @@ public unsafe class PointwiseGemvBenchmarks
     private int _inputs, _outputs;
 
     /// <summary>Inputs x outputs of the layer.</summary>
-    [Params("1024x1001", "576x144")]
+    [Params("1024x1001", "1280x1000", "576x144", "1152x48", "48x1152")]
     public string Layer { get; set; } = "1024x1001";
 
     /// <summary>Fraction of weights pruned (by magnitude).</summary>

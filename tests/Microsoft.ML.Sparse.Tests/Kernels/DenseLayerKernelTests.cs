@@ -52,6 +52,9 @@ public sealed class DenseLayerKernelTests
     [InlineData(3, 1, 17)]
     [InlineData(5, 7, 7)]
     [InlineData(17, 14, 14)]
+    [InlineData(2, 9, 9)]
+    [InlineData(3, 11, 13)]
+    [InlineData(2, 56, 56)]
     public void GlobalAveragePool_MatchesReference(int channels, int height, int width)
     {
         var random = new Random(channels * height);

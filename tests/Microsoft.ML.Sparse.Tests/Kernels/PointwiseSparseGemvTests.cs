@@ -97,6 +97,50 @@ public sealed class PointwiseSparseGemvTests
             }
     }
 
+    /// <summary>
+    /// Row lengths from empty to full around the 16-output slices (so slices pad their short rows), inputs with infinities
+    /// and NaN: each output equals the plain row-order sum of its nonzeros plus its bias bit for bit at every width, and a
+    /// row that never reads an infinite input stays finite (padding reads nothing).
+    /// </summary>
+    [Fact]
+    public unsafe void SpecialInputsAndRaggedRows_GiveThePlainRowOrderSumAtEveryWidth()
+    {
+        var random = new Random(16);
+        for (int trial = 0; trial < 40; trial++)
+        {
+            int inputs = random.Next(1, 70), outputs = random.Next(1, 60);
+            float[] weights = new float[outputs * inputs];
+            for (int o = 0; o < outputs; o++)
+            {
+                // Each row its own density, so one slice mixes empty, short and full rows.
+                double density = random.Next(4) switch { 0 => 0, 1 => 1, _ => random.NextDouble() };
+                for (int i = 0; i < inputs; i++)
+                    if (random.NextDouble() < density) weights[o * inputs + i] = random.NextSingle() * 2 - 1;
+            }
+            float[] input = ScalarReference.Random(random, inputs), bias = ScalarReference.Random(random, outputs);
+            foreach (int i in Enumerable.Range(0, 3).Select(_ => random.Next(inputs)))
+                input[i] = random.Next(3) switch { 0 => float.PositiveInfinity, 1 => float.NegativeInfinity, _ => float.NaN };
+            var expected = new float[outputs];
+            for (int o = 0; o < outputs; o++)
+            {
+                float sum = 0f;
+                for (int i = 0; i < inputs; i++)
+                    if (weights[o * inputs + i] != 0f) sum = MathF.FusedMultiplyAdd(weights[o * inputs + i], input[i], sum);
+                expected[o] = bias[o] + sum;
+            }
+            var rows = new SparseRows(weights, outputs, inputs);
+            Assert.Equal(weights.Count(w => w != 0f), rows.NonZeroCount);
+            foreach (SimdWidth width in SimdSupport.Available)
+            {
+                float[] actual = new float[outputs];
+                fixed (float* x = input, b = bias, y = actual) Run(width, x, rows, b, null, y, 0, outputs);
+                for (int o = 0; o < outputs; o++)
+                    Assert.True(BitConverter.SingleToInt32Bits(expected[o]) == BitConverter.SingleToInt32Bits(actual[o]) || (float.IsNaN(expected[o]) && float.IsNaN(actual[o])),
+                        $"{width}, {inputs} -> {outputs}, output {o}: {actual[o]}, expected {expected[o]}.");
+            }
+        }
+    }
+
     private static unsafe void Run(SimdWidth width, float* input, SparseRows rows, float* bias, float* residual, float* output, int start, int end)
     {
         switch (width)
