@@ -62,6 +62,27 @@ internal static unsafe class DepthwiseStride2Kernel
         }
     }
 
+    /// <summary>
+    /// Where one output vector of the 3x3 path reads its rows when the left padding is 0 or 1: two loads from input column
+    /// 2 x0 (a multiple of 32 on 112-wide rows, so on 64-byte lines when the row is) split into even and odd columns, and
+    /// the one column the window takes beyond them (2 x0 - 1 with padding 1, 2 x0 + 32 without) as a broadcast, slid in
+    /// with one valignd. The three unaligned loads per row this replaces each crossed a cache line.
+    /// </summary>
+    private readonly struct PairLoads(int outputColumn, int start, bool inside, Vector512<float> low, Vector512<float> high, int edge, bool edgeInRow)
+    {
+        public readonly int OutputColumn = outputColumn, Start = start, Edge = edge;
+        public readonly bool Inside = inside, EdgeInRow = edgeInRow;
+        public readonly Vector512<float> Low = low, High = high;
+
+        public static PairLoads For(int v, int outWidth, in ConvGeometry g)
+        {
+            int x0 = outWidth >= 16 ? Math.Min(16 * v, outWidth - 16) : 0, start = 2 * x0;
+            int edge = g.Pad.Left == 1 ? start - 1 : start + 32;
+            return new PairLoads(x0, start, start + 32 <= g.InWidth, Taps3x3.ColumnsInRow(start, g.InWidth), Taps3x3.ColumnsInRow(start + 16, g.InWidth),
+                edge, (uint)edge < (uint)g.InWidth);
+        }
+    }
+
     private readonly struct Rows(float* input, float* output, float* weights, float* bias, ConvGeometry g,
         int channelStart, int channelEnd, Activation activation) : IActivationConsumer
     {
@@ -70,9 +91,16 @@ internal static unsafe class DepthwiseStride2Kernel
         {
             int outWidth = g.OutWidth, outHeight = g.OutHeight, vectors = (outWidth + 15) / 16;
             // Output vector v starts at column 16 v, the last one shifted back to end at the row's end (it recomputes a few
-            // outputs to the same bits); a row narrower than a vector is one masked store.
+            // outputs to the same bits); a row narrower than a vector is one masked store. Left padding 0 or 1 (every
+            // exporter's) reads rows as PairLoads, any other as three masked loads from the window's first column.
+            bool paired = g.Pad.Left <= 1, padded = g.Pad.Left == 1;
             ColumnLoads* loads = stackalloc ColumnLoads[MaxVectors];
-            for (int v = 0; v < vectors; v++) loads[v] = ColumnLoads.For(v, outWidth, g);
+            PairLoads* pairs = stackalloc PairLoads[MaxVectors];
+            for (int v = 0; v < vectors; v++)
+            {
+                loads[v] = ColumnLoads.For(v, outWidth, g);
+                pairs[v] = PairLoads.For(v, outWidth, g);
+            }
             Vector512<float> storeMask = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(outWidth)).AsSingle();
             float alpha = activation.Alpha, beta = activation.Beta;
             for (int c = channelStart; c < channelEnd; c++)
@@ -82,14 +110,14 @@ internal static unsafe class DepthwiseStride2Kernel
                     out Float512 w5, out Float512 w6, out Float512 w7, out Float512 w8, out Float512 b);
                 for (int v = 0; v < vectors; v++)
                 {
-                    ColumnLoads at = loads[v];
-                    float* row0 = to + at.OutputColumn;
+                    float* row0 = to + loads[v].OutputColumn;
                     // Output row oy reads input rows 2 oy - Top + ky; its last row (ky = 2) is the next output row's first.
-                    Row3<Float512> shared = Load(plane, 0 - g.Pad.Top, g, at);
+                    Row3<Float512> shared = Load(plane, 0 - g.Pad.Top, g, loads[v], pairs[v], paired, padded);
                     for (int oy = 0; oy < outHeight; oy++)
                     {
                         int y = 2 * oy - g.Pad.Top;
-                        Row3<Float512> middle = Load(plane, y + 1, g, at), last = Load(plane, y + 2, g, at);
+                        Row3<Float512> middle = Load(plane, y + 1, g, loads[v], pairs[v], paired, padded);
+                        Row3<Float512> last = Load(plane, y + 2, g, loads[v], pairs[v], paired, padded);
                         Float512 sum = Taps3x3.Fma3(shared, w0, w1, w2, b);
                         sum = Taps3x3.Fma3(middle, w3, w4, w5, sum);
                         sum = Taps3x3.Fma3(last, w6, w7, w8, sum);
@@ -102,12 +130,45 @@ internal static unsafe class DepthwiseStride2Kernel
             }
         }
 
-        /// <summary>Input row <paramref name="y"/> (zero outside the plane) split into the three column taps.</summary>
+        /// <summary>Input row <paramref name="y"/> (zero outside the plane) as the three column taps, the way <paramref name="paired"/> says.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Row3<Float512> Load(float* plane, int y, in ConvGeometry g, in ColumnLoads at)
+        private static Row3<Float512> Load(float* plane, int y, in ConvGeometry g, in ColumnLoads at, in PairLoads pair, bool paired, bool padded)
         {
             if ((uint)y >= (uint)g.InHeight) return default;
-            Split(plane + (long)y * g.InWidth + at.First, at, out Vector512<float> even, out Vector512<float> odd, out Vector512<float> next);
+            return paired ? LoadPair(plane + (long)y * g.InWidth, pair, padded) : LoadSplit(plane + (long)y * g.InWidth, at);
+        }
+
+        /// <summary>The input row at <paramref name="p"/> as the three column taps, from <see cref="PairLoads"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Row3<Float512> LoadPair(float* p, in PairLoads at, bool padded)
+        {
+            Vector512<float> low, high;
+            if (at.Inside)
+            {
+                low = Vector512.Load(p + at.Start);
+                high = Vector512.Load(p + at.Start + 16);
+            }
+            else
+            {
+                low = Avx512F.MaskLoad(p + at.Start, at.Low, Vector512<float>.Zero);
+                high = Avx512F.MaskLoad(p + at.Start + 16, at.High, Vector512<float>.Zero);
+            }
+            Vector512<float> even = Avx512F.PermuteVar16x32x2(low, EvenColumns, high), odd = Avx512F.PermuteVar16x32x2(low, OddColumns, high);
+            Vector512<float> edge = Vector512.Create(at.EdgeInRow ? p[at.Edge] : 0f);
+            // Padding 1: columns 2j - 1, 2j, 2j + 1 (the odd ones one lane back, the edge first); padding 0: 2j, 2j + 1,
+            // 2j + 2 (the even ones one lane on, the edge last).
+            return padded
+                ? new Row3<Float512>(Unsafe.BitCast<Vector512<float>, Float512>(Avx512F.AlignRight32(odd.AsUInt32(), edge.AsUInt32(), 15).AsSingle()),
+                    Unsafe.BitCast<Vector512<float>, Float512>(even), Unsafe.BitCast<Vector512<float>, Float512>(odd))
+                : new Row3<Float512>(Unsafe.BitCast<Vector512<float>, Float512>(even), Unsafe.BitCast<Vector512<float>, Float512>(odd),
+                    Unsafe.BitCast<Vector512<float>, Float512>(Avx512F.AlignRight32(edge.AsUInt32(), even.AsUInt32(), 1).AsSingle()));
+        }
+
+        /// <summary>The input row at <paramref name="row"/> split into the three column taps by three masked loads from the window's first column.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Row3<Float512> LoadSplit(float* row, in ColumnLoads at)
+        {
+            Split(row + at.First, at, out Vector512<float> even, out Vector512<float> odd, out Vector512<float> next);
             // Columns 2j + 2: the even columns one lane on, the last lane from the column after the two loads.
             Vector512<float> evenNext = Avx512F.AlignRight32(next.AsUInt32(), even.AsUInt32(), 1).AsSingle();
             return new Row3<Float512>(Unsafe.BitCast<Vector512<float>, Float512>(even), Unsafe.BitCast<Vector512<float>, Float512>(odd),

@@ -131,8 +131,13 @@ public unsafe class DepthwiseKernelBenchmarks : IMacCount
         public Config() => AddColumn(new GflopsColumn(GflopsColumn.FromMacCount), StatisticColumn.Min);
     }
 
-    /// <summary>"channels x size, kernel, stride", as <see cref="DepthwiseBenchmarks"/>.</summary>
-    [Params("96x7 k3 s1", "1152x7 k3 s1", "1152x7 k5 s1", "512x14 k3 s1", "672x14 k5 s1", "96x112 k3 s2", "512x14 k3 s2", "672x14 k5 s2")]
+    /// <summary>
+    /// "channels x height [x width], kernel, stride [, padding top,left,bottom,right]" (default "same", TF's SAME_UPPER).
+    /// 12 channels of 112x112 fit in L2 (the compute-bound rate, as in the banded fused layers); the 3x3 stride-2 pair
+    /// with left padding 1 and 2 puts the two row-load paths side by side on the same work (four vectors of 56-57 columns).
+    /// </summary>
+    [Params("96x7 k3 s1", "1152x7 k3 s1", "1152x7 k5 s1", "512x14 k3 s1", "672x14 k5 s1", "12x112 k3 s1", "96x112 k3 s2", "512x14 k3 s2", "672x14 k5 s2",
+        "12x112 k3 s2 p1,1,1,1", "12x112x113 k3 s2 p1,2,1,0")]
     public string Shape { get; set; } = "1152x7 k5 s1";
 
     private float* _input, _output, _weights, _bias, _scratch;
@@ -147,8 +152,15 @@ public unsafe class DepthwiseKernelBenchmarks : IMacCount
         string[] parts = Shape.Split(' ');
         int[] dims = parts[0].Split('x').Select(int.Parse).ToArray();
         int kernel = int.Parse(parts[1][1..]), stride = int.Parse(parts[2][1..]);
+        int height = dims[1], width = dims.Length > 2 ? dims[2] : dims[1];
         _channels = dims[0];
-        _geometry = new ConvGeometry(dims[1], dims[1], kernel, kernel, stride, stride, Padding.SameUpper(dims[1], dims[1], kernel, kernel, stride, stride));
+        Padding pad = Padding.SameUpper(height, width, kernel, kernel, stride, stride);
+        if (parts.Length > 3)
+        {
+            int[] sides = parts[3][1..].Split(',').Select(int.Parse).ToArray();
+            pad = new Padding(sides[0], sides[1], sides[2], sides[3]);
+        }
+        _geometry = new ConvGeometry(height, width, kernel, kernel, stride, stride, pad);
     }
 
     private static float* Filled(long count)
