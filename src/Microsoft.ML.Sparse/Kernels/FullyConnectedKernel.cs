@@ -198,10 +198,15 @@ internal sealed unsafe class SparseRows
         _sliceSteps = GC.AllocateArray<int>(slices + 1, pinned: true);
         for (int s = 0; s < slices; s++)
         {
-            int longest = 0;
-            for (int o = s * SliceOutputs; o < Math.Min(outputs, (s + 1) * SliceOutputs); o++)
-                longest = Math.Max(longest, inputs - weights.Slice(o * inputs, inputs).Count(0f));
+            int longest = 0, total = 0, first = s * SliceOutputs, last = Math.Min(outputs, first + SliceOutputs);
+            for (int o = first; o < last; o++)
+            {
+                int length = inputs - weights.Slice(o * inputs, inputs).Count(0f);
+                longest = Math.Max(longest, length);
+                total += length;
+            }
             _sliceSteps[s + 1] = checked(_sliceSteps[s] + longest);
+            BalancedSteps += (total + (last - first) - 1) / (last - first);
         }
         long stored = (long)_sliceSteps[slices] * SliceOutputs;
         _columns = GC.AllocateArray<int>(checked((int)stored), pinned: true);
@@ -233,4 +238,10 @@ internal sealed unsafe class SparseRows
 
     /// <summary>Stored nonzeros (padding not counted).</summary>
     public int NonZeroCount { get; }
+
+    /// <summary>Steps of all slices: what the kernel runs (one gather and FMA per step and vector of a slice).</summary>
+    public long Steps => _sliceSteps[^1];
+
+    /// <summary>The steps if every slice's nonzeros were spread evenly over its outputs: each slice's mean row length, rounded up.</summary>
+    public long BalancedSteps { get; }
 }

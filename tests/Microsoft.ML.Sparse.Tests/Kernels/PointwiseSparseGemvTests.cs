@@ -59,6 +59,27 @@ public sealed class PointwiseSparseGemvTests
         Assert.Contains(twin.Engine.Build(y, new SparseNetworkOptions { SparseThreshold = 0f }).Layers, layer => layer.Kernel.StartsWith("dense GEMV", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// 90% zeros as whole output channels (a few dense rows beside empty ones): the 16-output slices would be mostly padding,
+    /// so the dense GEMV runs; the same zeros spread at random keep the sparse one. Both match the reference.
+    /// </summary>
+    [Fact]
+    public void ChannelPrunedRows_TakeTheDenseGemv()
+    {
+        var random = new Random(17);
+        const int inputs = 64, outputs = 160;
+        float[] rowPruned = ScalarReference.Random(random, outputs * inputs);
+        for (int o = 0; o < outputs; o++)
+            if (o % 10 != 0) Array.Clear(rowPruned, o * inputs, inputs);
+        foreach ((float[] weights, string kernel) in new[] { (rowPruned, "dense GEMV"), (Pruned(random, outputs * inputs, 0.9f), "sparse GEMV") })
+        {
+            var twin = new TwinBuilder(inputs, 1, 1);
+            TensorHandle y = twin.FullyConnected(twin.Input, weights, ScalarReference.Random(random, outputs), outputs, Activation.Sigmoid);
+            Assert.Contains(twin.Engine.Build(y).Layers, layer => layer.Kernel.StartsWith(kernel, StringComparison.Ordinal));
+            EngineAssert.MatchesReference(twin, y, random, $"{kernel} at 90%");
+        }
+    }
+
     [Fact]
     public void ThreeThreadsMatchOneBitwise()
     {
