@@ -26,9 +26,11 @@ internal static class EndToEndRunner
         int modelFlag = Array.IndexOf(args, "--model");
         if (modelFlag >= 0)
         {
-            if (modelFlag + 1 >= args.Length || !EndToEndBenchmarks.Models.Contains(args[modelFlag + 1]))
+            // Besides the grid's models, any other file of ../shared/models (other widths, resolutions, exporters).
+            if (modelFlag + 1 >= args.Length ||
+                !(EndToEndBenchmarks.Models.Contains(args[modelFlag + 1]) || File.Exists(BenchmarkModels.SharedModelPath(args[modelFlag + 1]))))
             {
-                Console.Error.WriteLine($"--model takes one of: {string.Join(", ", EndToEndBenchmarks.Models)}");
+                Console.Error.WriteLine($"--model takes one of: {string.Join(", ", EndToEndBenchmarks.Models)}, or another model of ../shared/models by name");
                 return 2;
             }
             EndToEndBenchmarks.Models = [args[modelFlag + 1]];
