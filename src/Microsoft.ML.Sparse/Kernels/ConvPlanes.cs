@@ -287,7 +287,7 @@ internal static unsafe class TapRow
                 a2 = TVec.MultiplyAdd(TVec.Load(source + 2 * n), w, a2);
                 a3 = TVec.MultiplyAdd(TVec.Load(source + 3 * n), w, a3);
             }
-            StoreFour<TVec, TFunction>(output + x, n, a0, a1, a2, a3, alpha, beta);
+            StoreFour<TVec, TFunction, Four>(output + x, n, a0, a1, a2, a3, alpha, beta);
         }
         for (; x + n <= width; x += n)
         {
@@ -311,7 +311,7 @@ internal static unsafe class TapRow
         int n = TVec.Count;
         for (; x + 4 * n <= width; x += 4 * n)
         {
-            StoreFour<TVec, TFunction>(output + x, n, Nine(x), Nine(x + n), Nine(x + 2 * n), Nine(x + 3 * n), alpha, beta);
+            StoreFour<TVec, TFunction, Four>(output + x, n, Nine(x), Nine(x + n), Nine(x + 2 * n), Nine(x + 3 * n), alpha, beta);
         }
         for (; x + n <= width; x += n) TFunction.Apply(Nine(x), alpha, beta).Store(output + x);
         return x;
@@ -335,83 +335,79 @@ internal static unsafe class TapRow
     /// Four output channels at once (weights rows 0..3 are <paramref name="tapCount"/> apart, outputs <paramref name="outputStride"/> apart),
     /// with the activation fused into the store. Four vectors of each channel per step: each loaded input vector feeds four
     /// FMAs and each weight broadcast four more, so loads stay at half the FMAs, and the 16 sums are independent chains.
+    /// The 1-3 whole vectors left go in one tile of that many (a row of 112 is 4 + 3: one vector at a time left three
+    /// sevenths of MobileNet's first layer at half the FMA rate, measured 18-20% slower in FirstLayerConvBenchmarks).
     /// The ragged end as in <see cref="Run{TVec, TFunction}"/>; every output sums bias, then taps in order, as there.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RunFour<TVec, TFunction>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int width, float alpha, float beta)
         where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
     {
-        int x = RunFourWide<TVec, TFunction>(taps, tapCount, weights, bias, output, outputStride, width, alpha, beta);
-        x = RunFourCore<TVec, TFunction>(taps, tapCount, weights, bias, output, outputStride, x, width, alpha, beta);
+        int n = TVec.Count, x = 0;
+        for (; x + 4 * n <= width; x += 4 * n)
+            RunFourTile<TVec, TFunction, Four>(taps, tapCount, weights, bias, output, outputStride, x, alpha, beta);
+        switch ((width - x) / n)
+        {
+            case 3: RunFourTile<TVec, TFunction, Three>(taps, tapCount, weights, bias, output, outputStride, x, alpha, beta); x += 3 * n; break;
+            case 2: RunFourTile<TVec, TFunction, Two>(taps, tapCount, weights, bias, output, outputStride, x, alpha, beta); x += 2 * n; break;
+            case 1: RunFourTile<TVec, TFunction, One>(taps, tapCount, weights, bias, output, outputStride, x, alpha, beta); x += n; break;
+        }
         if (x == width) return;
-        if (width >= TVec.Count) RunFourCore<TVec, TFunction>(taps, tapCount, weights, bias, output, outputStride, width - TVec.Count, width, alpha, beta);
-        else RunFourCore<Scalar, TFunction>(taps, tapCount, weights, bias, output, outputStride, x, width, alpha, beta);
+        if (width >= n) RunFourTile<TVec, TFunction, One>(taps, tapCount, weights, bias, output, outputStride, width - n, alpha, beta);
+        else
+            for (; x < width; x++) RunFourTile<Scalar, TFunction, One>(taps, tapCount, weights, bias, output, outputStride, x, alpha, beta);
     }
 
+    /// <summary>
+    /// <typeparamref name="TVectors"/> (1-4) vectors of four channels from column <paramref name="x"/>: each loaded input
+    /// vector feeds four FMAs and each weight broadcast TVectors more, and the 4 x TVectors sums are independent chains.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static int RunFourWide<TVec, TFunction>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int width, float alpha, float beta)
-        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
+    private static void RunFourTile<TVec, TFunction, TVectors>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride,
+        int x, float alpha, float beta)
+        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction where TVectors : struct, IConstant
     {
-        int n = TVec.Count, x = 0;
+        int n = TVec.Count;
         float* w1 = weights + tapCount, w2 = w1 + tapCount, w3 = w2 + tapCount;
-        for (; x + 4 * n <= width; x += 4 * n)
+        TVec a00 = TVec.Broadcast(bias[0]), a01 = a00, a02 = a00, a03 = a00;
+        TVec a10 = TVec.Broadcast(bias[1]), a11 = a10, a12 = a10, a13 = a10;
+        TVec a20 = TVec.Broadcast(bias[2]), a21 = a20, a22 = a20, a23 = a20;
+        TVec a30 = TVec.Broadcast(bias[3]), a31 = a30, a32 = a30, a33 = a30;
+        for (int t = 0; t < tapCount; t++)
         {
-            TVec a00 = TVec.Broadcast(bias[0]), a01 = a00, a02 = a00, a03 = a00;
-            TVec a10 = TVec.Broadcast(bias[1]), a11 = a10, a12 = a10, a13 = a10;
-            TVec a20 = TVec.Broadcast(bias[2]), a21 = a20, a22 = a20, a23 = a20;
-            TVec a30 = TVec.Broadcast(bias[3]), a31 = a30, a32 = a30, a33 = a30;
-            for (int t = 0; t < tapCount; t++)
-            {
-                float* source = taps[t] + x;
-                TVec v0 = TVec.Load(source), v1 = TVec.Load(source + n), v2 = TVec.Load(source + 2 * n), v3 = TVec.Load(source + 3 * n);
-                TVec w = TVec.Broadcast(weights[t]);
-                a00 = TVec.MultiplyAdd(v0, w, a00); a01 = TVec.MultiplyAdd(v1, w, a01); a02 = TVec.MultiplyAdd(v2, w, a02); a03 = TVec.MultiplyAdd(v3, w, a03);
-                w = TVec.Broadcast(w1[t]);
-                a10 = TVec.MultiplyAdd(v0, w, a10); a11 = TVec.MultiplyAdd(v1, w, a11); a12 = TVec.MultiplyAdd(v2, w, a12); a13 = TVec.MultiplyAdd(v3, w, a13);
-                w = TVec.Broadcast(w2[t]);
-                a20 = TVec.MultiplyAdd(v0, w, a20); a21 = TVec.MultiplyAdd(v1, w, a21); a22 = TVec.MultiplyAdd(v2, w, a22); a23 = TVec.MultiplyAdd(v3, w, a23);
-                w = TVec.Broadcast(w3[t]);
-                a30 = TVec.MultiplyAdd(v0, w, a30); a31 = TVec.MultiplyAdd(v1, w, a31); a32 = TVec.MultiplyAdd(v2, w, a32); a33 = TVec.MultiplyAdd(v3, w, a33);
-            }
-            StoreFour<TVec, TFunction>(output + x, n, a00, a01, a02, a03, alpha, beta);
-            StoreFour<TVec, TFunction>(output + outputStride + x, n, a10, a11, a12, a13, alpha, beta);
-            StoreFour<TVec, TFunction>(output + 2 * outputStride + x, n, a20, a21, a22, a23, alpha, beta);
-            StoreFour<TVec, TFunction>(output + 3 * outputStride + x, n, a30, a31, a32, a33, alpha, beta);
+            float* source = taps[t] + x;
+            TVec v0 = TVec.Load(source);
+            TVec v1 = TVectors.Value > 1 ? TVec.Load(source + n) : default;
+            TVec v2 = TVectors.Value > 2 ? TVec.Load(source + 2 * n) : default;
+            TVec v3 = TVectors.Value > 3 ? TVec.Load(source + 3 * n) : default;
+            FourFma<TVec, TVectors>(v0, v1, v2, v3, TVec.Broadcast(weights[t]), ref a00, ref a01, ref a02, ref a03);
+            FourFma<TVec, TVectors>(v0, v1, v2, v3, TVec.Broadcast(w1[t]), ref a10, ref a11, ref a12, ref a13);
+            FourFma<TVec, TVectors>(v0, v1, v2, v3, TVec.Broadcast(w2[t]), ref a20, ref a21, ref a22, ref a23);
+            FourFma<TVec, TVectors>(v0, v1, v2, v3, TVec.Broadcast(w3[t]), ref a30, ref a31, ref a32, ref a33);
         }
-        return x;
+        StoreFour<TVec, TFunction, TVectors>(output + x, n, a00, a01, a02, a03, alpha, beta);
+        StoreFour<TVec, TFunction, TVectors>(output + outputStride + x, n, a10, a11, a12, a13, alpha, beta);
+        StoreFour<TVec, TFunction, TVectors>(output + 2 * outputStride + x, n, a20, a21, a22, a23, alpha, beta);
+        StoreFour<TVec, TFunction, TVectors>(output + 3 * outputStride + x, n, a30, a31, a32, a33, alpha, beta);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreFour<TVec, TFunction>(float* to, int step, TVec a0, TVec a1, TVec a2, TVec a3, float alpha, float beta)
-        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
+    private static void FourFma<TVec, TVectors>(TVec v0, TVec v1, TVec v2, TVec v3, TVec w, ref TVec a0, ref TVec a1, ref TVec a2, ref TVec a3)
+        where TVec : struct, IFloatVector<TVec> where TVectors : struct, IConstant
     {
-        TFunction.Apply(a0, alpha, beta).Store(to);
-        TFunction.Apply(a1, alpha, beta).Store(to + step);
-        TFunction.Apply(a2, alpha, beta).Store(to + 2 * step);
-        TFunction.Apply(a3, alpha, beta).Store(to + 3 * step);
+        a0 = TVec.MultiplyAdd(v0, w, a0);
+        if (TVectors.Value > 1) a1 = TVec.MultiplyAdd(v1, w, a1);
+        if (TVectors.Value > 2) a2 = TVec.MultiplyAdd(v2, w, a2);
+        if (TVectors.Value > 3) a3 = TVec.MultiplyAdd(v3, w, a3);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static int RunFourCore<TVec, TFunction>(float** taps, int tapCount, float* weights, float* bias, float* output, long outputStride, int x, int width, float alpha, float beta)
-        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreFour<TVec, TFunction, TVectors>(float* to, int step, TVec a0, TVec a1, TVec a2, TVec a3, float alpha, float beta)
+        where TVec : struct, IFloatVector<TVec> where TFunction : struct, IActivationFunction where TVectors : struct, IConstant
     {
-        float* w1 = weights + tapCount, w2 = w1 + tapCount, w3 = w2 + tapCount;
-        for (; x + TVec.Count <= width; x += TVec.Count)
-        {
-            TVec a0 = TVec.Broadcast(bias[0]), a1 = TVec.Broadcast(bias[1]), a2 = TVec.Broadcast(bias[2]), a3 = TVec.Broadcast(bias[3]);
-            for (int t = 0; t < tapCount; t++)
-            {
-                TVec v = TVec.Load(taps[t] + x);
-                a0 = TVec.MultiplyAdd(v, TVec.Broadcast(weights[t]), a0);
-                a1 = TVec.MultiplyAdd(v, TVec.Broadcast(w1[t]), a1);
-                a2 = TVec.MultiplyAdd(v, TVec.Broadcast(w2[t]), a2);
-                a3 = TVec.MultiplyAdd(v, TVec.Broadcast(w3[t]), a3);
-            }
-            TFunction.Apply(a0, alpha, beta).Store(output + x);
-            TFunction.Apply(a1, alpha, beta).Store(output + outputStride + x);
-            TFunction.Apply(a2, alpha, beta).Store(output + 2 * outputStride + x);
-            TFunction.Apply(a3, alpha, beta).Store(output + 3 * outputStride + x);
-        }
-        return x;
+        TFunction.Apply(a0, alpha, beta).Store(to);
+        if (TVectors.Value > 1) TFunction.Apply(a1, alpha, beta).Store(to + step);
+        if (TVectors.Value > 2) TFunction.Apply(a2, alpha, beta).Store(to + 2 * step);
+        if (TVectors.Value > 3) TFunction.Apply(a3, alpha, beta).Store(to + 3 * step);
     }
 }

@@ -629,39 +629,6 @@ internal static unsafe class PointwiseKernel
         if (TVectors.Value > first + 6) TFunction.Apply(a6, alpha, beta).Store(p + 6 * n);
         if (TVectors.Value > first + 7) TFunction.Apply(a7, alpha, beta).Store(p + 7 * n);
     }
-
-    /// <summary>A compile-time integer as a type, so the generic kernels unroll by it and the JIT folds the branches.</summary>
-    private interface IConstant
-    {
-        static abstract int Value { get; }
-
-        /// <summary>Lanes of a row tile's narrow tail after its <see cref="Value"/> whole vectors: none unless <see cref="WithTail{T}"/>.</summary>
-        static virtual int TailLanes => 0;
-    }
-
-    /// <summary><typeparamref name="TVectors"/> whole vectors and a 4-lane tail.</summary>
-    private readonly struct WithTail<TVectors> : IConstant where TVectors : struct, IConstant
-    {
-        public static int Value => TVectors.Value;
-        public static int TailLanes => 4;
-    }
-
-    private readonly struct One : IConstant { public static int Value => 1; }
-    private readonly struct Two : IConstant { public static int Value => 2; }
-    private readonly struct Three : IConstant { public static int Value => 3; }
-    private readonly struct Four : IConstant { public static int Value => 4; }
-    private readonly struct Five : IConstant { public static int Value => 5; }
-    private readonly struct Six : IConstant { public static int Value => 6; }
-    private readonly struct Seven : IConstant { public static int Value => 7; }
-    private readonly struct Eight : IConstant { public static int Value => 8; }
-    private readonly struct Nine : IConstant { public static int Value => 9; }
-    private readonly struct Ten : IConstant { public static int Value => 10; }
-    private readonly struct Eleven : IConstant { public static int Value => 11; }
-    private readonly struct Twelve : IConstant { public static int Value => 12; }
-    private readonly struct Thirteen : IConstant { public static int Value => 13; }
-    private readonly struct Fourteen : IConstant { public static int Value => 14; }
-    private readonly struct Fifteen : IConstant { public static int Value => 15; }
-    private readonly struct Sixteen : IConstant { public static int Value => 16; }
 }
 
 /// <summary>Floats between consecutive channel planes of a 1x1 layer's input, output and residual.</summary>

@@ -298,6 +298,25 @@ public sealed class ConvolutionKernelTests
         }
     }
 
+    /// <summary>
+    /// Output rows of every whole-vector count up to eight 16-lane vectors, with and without a ragged end, so each of the
+    /// 4-, 3-, 2- and 1-vector tiles and the overlapping last vector runs at every SIMD width; strides 1 and 2.
+    /// </summary>
+    [Fact]
+    public void DirectConv_EveryTileWidth_MatchesReference()
+    {
+        var random = new Random(21);
+        foreach (int outWidth in new[] { 5, 15, 16, 17, 31, 32, 40, 47, 48, 49, 63, 64, 65, 79, 96, 111, 112, 113, 128, 129 })
+            for (int stride = 1; stride <= 2; stride++)
+            {
+                int width = (outWidth - 1) * stride + 1, height = 3 + outWidth % 3, outChannels = 4 + outWidth % 5;
+                var twin = new TwinBuilder(3, height, width);
+                TensorHandle y = twin.Conv(twin.Input, ScalarReference.Random(random, outChannels * 27), ScalarReference.Random(random, outChannels), outChannels, 3, stride,
+                    new Padding(1, 1, 1, 1), outWidth % 2 == 0 ? Activation.Swish : Activation.Relu6);
+                EngineAssert.MatchesReference(twin, y, random, $"conv 3->{outChannels} s{stride} {height}x{width}");
+            }
+    }
+
     [Fact]
     public void DirectConv_AfterHwcTranspose_MatchesReference()
     {
