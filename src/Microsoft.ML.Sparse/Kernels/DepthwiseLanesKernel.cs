@@ -8,8 +8,8 @@ namespace Microsoft.ML.Sparse.Kernels;
 /// Depthwise convolution of small planes (the late 7x7 layers, and 14x14 -> 7x7 at stride 2) with channels in vector
 /// lanes: a block of TVec.Count channels is transposed into one zero-padded plane whose pixels are vectors (lane j =
 /// channel j), so every tap is a plain vector FMA with the weight vector of the block's channels, every load is one
-/// aligned pixel, and no lane holds padding or a ragged row end. One output row (up to eight pixels) is eight sums in
-/// registers; for each kernel row the input row's pixels are loaded once into registers and slide one place per column
+/// aligned pixel, and no lane holds padding or a ragged row end. One output row (or segment of a wider row, up to eight
+/// pixels) is eight sums in registers; for each kernel row the input row's pixels are loaded once into registers and slide one place per column
 /// tap, so each load feeds up to five FMAs (one load per FMA, as straight from the plane, runs at half the FMA rate:
 /// the load ports, not the FMAs, bound it). Each lane performs exactly the sum of the other paths (bias, then taps in
 /// (ky, kx) order), so which block a channel falls in never changes its bits.
@@ -31,21 +31,34 @@ internal static unsafe class DepthwiseLanesKernel
     /// <summary>Input planes up to this many pixels (the position table lives on the stack).</summary>
     private const int MaxInputPixels = 4096;
 
+    /// <summary>5x5 stride-1 rows up to this wide run in segments (14x14 and 28x28).</summary>
+    private const int MaxSegmentedWidth = 32;
+
     /// <summary>
     /// Output rows that fill at most half a vector (7x7 under AVX-512), column strides 1 and 2, kernels up to five wide:
     /// there per-channel vectors would mostly hold padding and ragged row ends, and their loads at a plane's arbitrary
-    /// offsets split cache lines.
+    /// offsets split cache lines. Under AVX-512 also 5x5 at stride 1 on rows up to 32 wide, in segments of up to eight
+    /// pixels: 25 taps per pixel pay for the two transposes, where straight from the plane each FMA takes a weight
+    /// broadcast and a fifth of a line-crossing load (DepthwiseKernelBenchmarks: 480 and 672 channels of 14x14 10-15%
+    /// faster, 28x28 0-15%; 3x3, and 5x5 at stride 2 on wider rows, are slower in lanes).
     /// </summary>
     public static bool Supports<TVec>(in ConvGeometry g) where TVec : struct, IFloatVector<TVec> =>
-        TVec.Count > 1 && 2 * g.OutWidth <= TVec.Count && g.OutWidth <= RowPixels && g.StrideWidth <= 2 &&
-        g.KernelWidth <= MaxKernelWidth && g.InHeight * g.InWidth <= MaxInputPixels;
+        TVec.Count > 1 && g.StrideWidth <= 2 && g.KernelWidth <= MaxKernelWidth && g.InHeight * g.InWidth <= MaxInputPixels &&
+        ((2 * g.OutWidth <= TVec.Count && g.OutWidth <= RowPixels) || (TVec.Count == MaxLanes && Segmented(g)));
+
+    private static bool Segmented(in ConvGeometry g) =>
+        g.KernelHeight == 5 && g.KernelWidth == 5 && g.StrideHeight == 1 && g.StrideWidth == 1 && g.OutWidth <= MaxSegmentedWidth;
+
+    /// <summary>Output rows run in this many segments of at most RowPixels pixels, as even as can be (14 = 7 + 7).</summary>
+    private static int Segments(in ConvGeometry g) => (g.OutWidth + RowPixels - 1) / RowPixels;
 
     /// <summary>
     /// Scratch floats: the padded lane plane with the slack its last row's loads run into, the lane weights and bias,
-    /// and the lane output, RowPixels per output row (0 for planes never run here).
+    /// and the lane output, RowPixels per segment of each output row (0 for planes never run here).
     /// </summary>
     public static int ScratchFloats(in ConvGeometry g) =>
-        2 * g.OutWidth > MaxLanes ? 0 : (g.PaddedHeight * g.PaddedWidth + Stride2Inputs + g.Taps + 1 + g.OutHeight * RowPixels) * MaxLanes;
+        !(2 * g.OutWidth <= MaxLanes || Segmented(g)) ? 0 :
+        (g.PaddedHeight * g.PaddedWidth + Stride2Inputs + g.Taps + 1 + g.OutHeight * Segments(g) * RowPixels) * MaxLanes;
 
     /// <summary>Channels [channelStart, channelEnd), as <see cref="DepthwiseConvKernel.Run{TVec}"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -71,8 +84,13 @@ internal static unsafe class DepthwiseLanesKernel
             // Where input pixel p lands in the lane plane, and where output pixel p's sums are in the lane output.
             int* inPositions = stackalloc int[inPixels];
             for (int p = 0; p < inPixels; p++) inPositions[p] = ((p / g.InWidth + g.Pad.Top) * g.PaddedWidth + p % g.InWidth + g.Pad.Left) * n;
+            int segments = Segments(g), segmentWidth = (g.OutWidth + segments - 1) / segments, rowSlots = segments * RowPixels;
             int* outPositions = stackalloc int[outPixels];
-            for (int p = 0; p < outPixels; p++) outPositions[p] = (p / g.OutWidth * RowPixels + p % g.OutWidth) * n;
+            for (int p = 0; p < outPixels; p++)
+            {
+                int ox = p % g.OutWidth, segment = ox / segmentWidth;
+                outPositions[p] = (p / g.OutWidth * rowSlots + segment * RowPixels + ox - segment * segmentWidth) * n;
+            }
             float alpha = activation.Alpha, beta = activation.Beta;
             int rowFloats = g.PaddedWidth * n, rowStep = g.StrideHeight * rowFloats;
 
@@ -98,24 +116,27 @@ internal static unsafe class DepthwiseLanesKernel
                 TVec b = TVec.Load(laneBias);
                 for (int oy = 0; oy < g.OutHeight; oy++)
                 {
-                    TVec a0 = b, a1 = b, a2 = b, a3 = b, a4 = b, a5 = b, a6 = b, a7 = b;
-                    float* row = plane + (long)oy * rowStep;
-                    for (int ky = 0; ky < g.KernelHeight; ky++, row += rowFloats)
+                    for (int segment = 0; segment < segments; segment++)
                     {
-                        float* w = laneWeights + ky * g.KernelWidth * n;
-                        if (g.StrideWidth == 1) Stride1Row(row, w, g.KernelWidth, ref a0, ref a1, ref a2, ref a3, ref a4, ref a5, ref a6, ref a7);
-                        else Stride2Row(row, w, g.KernelWidth, ref a0, ref a1, ref a2, ref a3, ref a4, ref a5, ref a6, ref a7);
+                        TVec a0 = b, a1 = b, a2 = b, a3 = b, a4 = b, a5 = b, a6 = b, a7 = b;
+                        float* row = plane + (long)oy * rowStep + (long)segment * segmentWidth * g.StrideWidth * n;
+                        for (int ky = 0; ky < g.KernelHeight; ky++, row += rowFloats)
+                        {
+                            float* w = laneWeights + ky * g.KernelWidth * n;
+                            if (g.StrideWidth == 1) Stride1Row(row, w, g.KernelWidth, ref a0, ref a1, ref a2, ref a3, ref a4, ref a5, ref a6, ref a7);
+                            else Stride2Row(row, w, g.KernelWidth, ref a0, ref a1, ref a2, ref a3, ref a4, ref a5, ref a6, ref a7);
+                        }
+                        // Raw sums: the activation is applied on the way out, once per pixel vector.
+                        float* to = laneOutput + (oy * rowSlots + segment * RowPixels) * n;
+                        a0.Store(to); a1.Store(to + n); a2.Store(to + 2 * n); a3.Store(to + 3 * n);
+                        a4.Store(to + 4 * n); a5.Store(to + 5 * n); a6.Store(to + 6 * n); a7.Store(to + 7 * n);
                     }
-                    // Raw sums: the activation is applied on the way out, once per pixel vector.
-                    float* to = laneOutput + oy * RowPixels * n;
-                    a0.Store(to); a1.Store(to + n); a2.Store(to + 2 * n); a3.Store(to + 3 * n);
-                    a4.Store(to + 4 * n); a5.Store(to + 5 * n); a6.Store(to + 6 * n); a7.Store(to + 7 * n);
                 }
                 if (MaskedVector.Supported<TVec>())
                     OutOf16Lanes<TFunction>(laneOutput, outPixels, outPositions, output + (long)c0 * g.OutPlaneStride, g.OutPlaneStride, count, alpha, beta);
                 else
                 {
-                    ActivationPass.ApplyStored<TVec, TFunction>(laneOutput, g.OutHeight * RowPixels * n, alpha, beta);
+                    ActivationPass.ApplyStored<TVec, TFunction>(laneOutput, g.OutHeight * rowSlots * n, alpha, beta);
                     for (int j = 0; j < count; j++)
                     {
                         float* to = output + (long)(c0 + j) * g.OutPlaneStride;

@@ -73,8 +73,9 @@ public sealed class DepthwiseWindowTests
     }
 
     /// <summary>
-    /// Planes whose output rows fit in half a vector (7x7, 14x14 at stride 2, 4x4 to 8x8) run 16 channels to a block in
-    /// vector lanes: channel counts around the block size, so the last block is partial, at every width.
+    /// Planes whose output rows fit in half a vector (7x7, 14x14 at stride 2, 4x4 to 8x8), and 5x5 stride-1 rows up to 32
+    /// wide in segments, run 16 channels to a block in vector lanes: channel counts around the block size, so the last
+    /// block is partial, at every width.
     /// </summary>
     [Theory]
     [InlineData(3, 1)]
@@ -85,11 +86,12 @@ public sealed class DepthwiseWindowTests
     {
         var random = new Random(3000 + kernel * 10 + stride);
         foreach (int channels in new[] { 15, 16, 17, 33 })
-            foreach (int size in new[] { 4, 6, 7, 8, 13, 14, 16 })
+            foreach (int size in new[] { 4, 6, 7, 8, 13, 14, 16, 17, 23, 28, 32, 33 })
             {
                 var pad = new Padding(random.Next(kernel), random.Next(kernel), random.Next(kernel), random.Next(kernel));
-                if (size + pad.Top + pad.Bottom < kernel) pad = Padding.Uniform(kernel / 2);
-                Check(random, channels, size, size + random.Next(2), kernel, stride, pad, Activations[random.Next(Activations.Length)], specialValues: false);
+                int width = size + random.Next(2);
+                if (size + pad.Top + pad.Bottom < kernel || width + pad.Left + pad.Right < kernel) pad = Padding.Uniform(kernel / 2);
+                Check(random, channels, size, width, kernel, stride, pad, Activations[random.Next(Activations.Length)], specialValues: false);
             }
     }
 
@@ -102,6 +104,8 @@ public sealed class DepthwiseWindowTests
     [InlineData(7, 7, 5, 1)]
     [InlineData(14, 14, 3, 2)]
     [InlineData(14, 14, 5, 2)]
+    [InlineData(14, 14, 5, 1)]
+    [InlineData(28, 28, 5, 1)]
     [InlineData(56, 56, 3, 1)]
     public unsafe void ChannelRanges_WriteOnlyTheirChannels_WithTheWholeLayersBits(int height, int width, int kernel, int stride)
     {
