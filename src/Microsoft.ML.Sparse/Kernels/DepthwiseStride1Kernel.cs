@@ -6,9 +6,13 @@ namespace Microsoft.ML.Sparse.Kernels;
 
 /// <summary>
 /// 3x3 depthwise convolution at stride 1 under AVX-512 on rows at least a vector wide (MobileNet's 112, 56 and 28),
-/// straight from the input: for 16 output columns from x0, tap kx reads input columns x0 + kx - Left + j (j = 0..15), one
-/// load per tap and input row. Only the vectors at a row's ends are masked loads (zero in the padding or past the row;
-/// masked-off lanes are never read); rows above or below the input are zero. Four output rows per pass share each loaded
+/// straight from the input: for 16 output columns from x0, tap kx reads input columns x0 + kx - Left + j (j = 0..15). With
+/// left padding 1 (every framework's "same" 3x3) that is one load of columns x0..x0+15 and the two edge columns x0 - 1
+/// and x0 + 16 broadcast and slid in with <c>valignd</c> (zero where they fall in the padding): three loads from
+/// x0 - 1, x0, x0 + 1 put two across cache lines (DepthwiseKernelBenchmarks, side by side: 12x112 32-33 -> 27-28 us,
+/// 144x56 129-134 -> 95-107, 48x56 52 -> 34-47, 64x28 15-17 -> 11-16). Otherwise one load per tap and input row, only the
+/// vectors at a row's ends masked (zero in the padding or past the row; masked-off lanes are never read). Rows above
+/// or below the input are zero. Four output rows per pass share each loaded
 /// input row (it feeds up to three of them) and run as four independent FMA chains. No phase planes are built and nothing
 /// is copied (the general path copies every channel into a zero-padded plane first). Sums bias, then taps in (ky, kx)
 /// order, as every path, so the bits are the same.
@@ -47,18 +51,22 @@ internal static unsafe class DepthwiseStride1Kernel
     /// Where one output vector sits and reads its rows: its first output column, the input column its tap kx = 0 starts
     /// at, whether all three taps lie inside the row, and otherwise the lanes inside the row for each tap.
     /// </summary>
-    private readonly struct ColumnLoads(int outputColumn, int first, bool inside, Vector512<float> left, Vector512<float> middle, Vector512<float> right)
+    private readonly struct ColumnLoads(int outputColumn, int first, bool inside, Vector512<float> left, Vector512<float> middle, Vector512<float> right,
+        bool slides = false, bool leftEdge = false, bool rightEdge = false)
     {
         public readonly int OutputColumn = outputColumn, First = first;
         public readonly bool Inside = inside;
         public readonly Vector512<float> Left = left, Middle = middle, Right = right;
+        /// <summary>3x3 with left padding 1: the middle tap is one load inside the row, the outer taps slide one column in.</summary>
+        public readonly bool Slides = slides, LeftEdge = leftEdge, RightEdge = rightEdge;
 
         /// <summary>Output vector <paramref name="v"/> of a row <paramref name="outWidth"/> wide (the last shifted back to end at the row's end, one vector from 0 if the row is narrower), taps from kx = <paramref name="kx"/>.</summary>
         public static ColumnLoads For(int v, int outWidth, in ConvGeometry g, int kx, int kernel)
         {
             int x0 = outWidth >= 16 ? Math.Min(16 * v, outWidth - 16) : 0, first = x0 - g.Pad.Left + kx;
             return new ColumnLoads(x0, first, x0 - g.Pad.Left >= 0 && x0 - g.Pad.Left + 15 + kernel <= g.InWidth,
-                Taps3x3.ColumnsInRow(first, g.InWidth), Taps3x3.ColumnsInRow(first + 1, g.InWidth), Taps3x3.ColumnsInRow(first + 2, g.InWidth));
+                Taps3x3.ColumnsInRow(first, g.InWidth), Taps3x3.ColumnsInRow(first + 1, g.InWidth), Taps3x3.ColumnsInRow(first + 2, g.InWidth),
+                slides: kernel == 3 && g.Pad.Left == 1 && x0 + 16 <= g.InWidth, leftEdge: x0 >= 1, rightEdge: x0 + 16 < g.InWidth);
         }
     }
 
@@ -133,6 +141,18 @@ internal static unsafe class DepthwiseStride1Kernel
         {
             if ((uint)y >= (uint)g.InHeight) return default;
             float* p = plane + (long)y * g.InWidth + at.First;
+            if (at.Slides)
+            {
+                // Columns x0 - 1 .. x0 + 16: one load of the 16 in the middle and the two edge columns broadcast and slid in
+                // (three loads at x0 - 1, x0, x0 + 1 put two across cache lines).
+                Vector512<uint> middle = Vector512.Load(p + 1).AsUInt32();
+                Vector512<uint> leftEdge = at.LeftEdge ? Vector512.Create(p[0]).AsUInt32() : default;
+                Vector512<uint> rightEdge = at.RightEdge ? Vector512.Create(p[17]).AsUInt32() : default;
+                return new Row3<Float512>(
+                    Unsafe.BitCast<Vector512<float>, Float512>(Avx512F.AlignRight32(middle, leftEdge, 15).AsSingle()),
+                    Unsafe.BitCast<Vector512<float>, Float512>(middle.AsSingle()),
+                    Unsafe.BitCast<Vector512<float>, Float512>(Avx512F.AlignRight32(rightEdge, middle, 1).AsSingle()));
+            }
             if (at.Inside) return new Row3<Float512>(Float512.Load(p), Float512.Load(p + 1), Float512.Load(p + 2));
             return new Row3<Float512>(
                 Unsafe.BitCast<Vector512<float>, Float512>(Avx512F.MaskLoad(p, at.Left, Vector512<float>.Zero)),
