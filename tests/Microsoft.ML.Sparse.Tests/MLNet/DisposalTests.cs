@@ -58,6 +58,9 @@ public class DisposalTests
         float[][] expected = ScoreDirectly(model, images);
         int scored = 0;
         var failures = new System.Collections.Concurrent.ConcurrentBag<Exception>();
+        // Where each thread is, so a thread that does not stop says where it hangs: 0 started, 1 in Run, 2 checking scores, 3 stopped.
+        var phase = new int[4];
+        var runs = new int[4];
         var threads = Enumerable.Range(0, 4).Select(t => new Thread(() =>
         {
             using var workspace = model.CreateWorkspace();
@@ -66,10 +69,14 @@ public class DisposalTests
             {
                 try
                 {
+                    Volatile.Write(ref phase[t], 1);
                     model.Run(images[(t + i) % images.Length], scores, workspace);
+                    Volatile.Write(ref phase[t], 2);
+                    Volatile.Write(ref runs[t], i + 1);
                 }
                 catch (ObjectDisposedException)
                 {
+                    Volatile.Write(ref phase[t], 3);
                     return;
                 }
                 // A run that was let in finished on live weights: its scores are exact.
@@ -81,7 +88,10 @@ public class DisposalTests
         foreach (var thread in threads) thread.Start();
         SpinWait.SpinUntil(() => Volatile.Read(ref scored) >= 20, Infrastructure.TestTimeouts.Scaled(TimeSpan.FromMinutes(1)));
         model.Dispose();
-        foreach (var thread in threads) Assert.True(thread.Join(Infrastructure.TestTimeouts.Scaled(TimeSpan.FromMinutes(1))), "a scoring thread did not stop after the dispose");
+        foreach (var thread in threads)
+            Assert.True(thread.Join(Infrastructure.TestTimeouts.Scaled(TimeSpan.FromMinutes(1))),
+                $"a scoring thread did not stop after the dispose; per thread (0 started, 1 in Run, 2 checking scores, 3 stopped): " +
+                $"phases {string.Join(",", phase)}, runs {string.Join(",", runs)}, {scored} inferences in all, disposed {model.IsDisposed}");
         Assert.Empty(failures);
         Assert.True(scored >= 20, $"only {scored} inferences before the dispose");
     }
