@@ -192,10 +192,30 @@ internal sealed unsafe class SparseRows
     private readonly float[] _values;
 
     /// <summary>Keeps the nonzeros of row-major <paramref name="weights"/>.</summary>
-    public SparseRows(ReadOnlySpan<float> weights, int outputs, int inputs)
+    public SparseRows(ReadOnlySpan<float> weights, int outputs, int inputs) : this(weights, outputs, inputs, MeasureSlices(weights, outputs, inputs, out _))
+    {
+    }
+
+    /// <summary>
+    /// The sliced rows of <paramref name="weights"/>, or null, before anything is stored, when the slices would run more
+    /// than <paramref name="maximumImbalance"/> times the steps of evenly filled ones (a slice runs as many steps as its
+    /// longest row, so very uneven rows make most steps padding).
+    /// </summary>
+    public static SparseRows? CreateIfBalanced(ReadOnlySpan<float> weights, int outputs, int inputs, int maximumImbalance)
+    {
+        int[] sliceSteps = MeasureSlices(weights, outputs, inputs, out long balancedSteps);
+        return sliceSteps[^1] <= maximumImbalance * balancedSteps ? new SparseRows(weights, outputs, inputs, sliceSteps) : null;
+    }
+
+    /// <summary>
+    /// Slice step offsets (pinned, slices + 1) from the row lengths, and <paramref name="balancedSteps"/>: the steps if
+    /// every slice's nonzeros were spread evenly over its outputs (each slice's mean row length, rounded up).
+    /// </summary>
+    private static int[] MeasureSlices(ReadOnlySpan<float> weights, int outputs, int inputs, out long balancedSteps)
     {
         int slices = (outputs + SliceOutputs - 1) / SliceOutputs;
-        _sliceSteps = GC.AllocateArray<int>(slices + 1, pinned: true);
+        int[] sliceSteps = GC.AllocateArray<int>(slices + 1, pinned: true);
+        balancedSteps = 0;
         for (int s = 0; s < slices; s++)
         {
             int longest = 0, total = 0, first = s * SliceOutputs, last = Math.Min(outputs, first + SliceOutputs);
@@ -205,10 +225,16 @@ internal sealed unsafe class SparseRows
                 longest = Math.Max(longest, length);
                 total += length;
             }
-            _sliceSteps[s + 1] = checked(_sliceSteps[s] + longest);
-            BalancedSteps += (total + (last - first) - 1) / (last - first);
+            sliceSteps[s + 1] = checked(sliceSteps[s] + longest);
+            balancedSteps += (total + (last - first) - 1) / (last - first);
         }
-        long stored = (long)_sliceSteps[slices] * SliceOutputs;
+        return sliceSteps;
+    }
+
+    private SparseRows(ReadOnlySpan<float> weights, int outputs, int inputs, int[] sliceSteps)
+    {
+        _sliceSteps = sliceSteps;
+        long stored = (long)_sliceSteps[^1] * SliceOutputs;
         _columns = GC.AllocateArray<int>(checked((int)stored), pinned: true);
         _values = GC.AllocateArray<float>((int)stored, pinned: true);
         _columns.AsSpan().Fill(-1);
@@ -238,10 +264,4 @@ internal sealed unsafe class SparseRows
 
     /// <summary>Stored nonzeros (padding not counted).</summary>
     public int NonZeroCount { get; }
-
-    /// <summary>Steps of all slices: what the kernel runs (one gather and FMA per step and vector of a slice).</summary>
-    public long Steps => _sliceSteps[^1];
-
-    /// <summary>The steps if every slice's nonzeros were spread evenly over its outputs: each slice's mean row length, rounded up.</summary>
-    public long BalancedSteps { get; }
 }

@@ -270,7 +270,7 @@ internal sealed unsafe class FullyConnectedLayer : PlannedLayer
 
     /// <summary>
     /// The sparse GEMV is kept only while its slices run at most this many times the steps of evenly filled ones
-    /// (<see cref="SparseRows.BalancedSteps"/>). Random 90% patterns give 1.2-2 (the longest of 16 rows against their
+    /// (<see cref="SparseRows.CreateIfBalanced"/>). Random 90% patterns give 1.2-2 (the longest of 16 rows against their
     /// mean); whole output channels pruned beside dense ones give 8-16.
     /// </summary>
     public const int MaximumImbalance = 4;
@@ -295,13 +295,9 @@ internal sealed unsafe class FullyConnectedLayer : PlannedLayer
     private FullyConnectedLayer(FullyConnectedLayer layer, bool sparse)
         : base(layer.Name, layer.Kind, layer.Inputs, layer.Output)
     {
-        if (sparse)
-        {
-            var rows = new SparseRows(layer._weights!, layer.Output.Channels, layer.Inputs[0].Length);
-            // Slices run as many steps as their longest row: where row lengths are very uneven (whole output channels
-            // pruned beside dense ones) most steps would be padding, and the dense panels do that work without gathers.
-            if (rows.Steps <= MaximumImbalance * rows.BalancedSteps) _sparseRows = rows;
-        }
+        // Slices run as many steps as their longest row: where row lengths are very uneven (whole output channels pruned
+        // beside dense ones) most steps would be padding, and the dense panels do that work without gathers.
+        if (sparse) _sparseRows = SparseRows.CreateIfBalanced(layer._weights!, layer.Output.Channels, layer.Inputs[0].Length, MaximumImbalance);
         if (_sparseRows is null) _packed = FullyConnectedKernel.Pack(layer._weights!, layer.Output.Channels, layer.Inputs[0].Length);
         _bias = layer._bias;
         _activation = layer._activation;
