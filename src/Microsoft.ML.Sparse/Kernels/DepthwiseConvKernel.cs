@@ -10,8 +10,8 @@ namespace Microsoft.ML.Sparse.Kernels;
 /// stride 1 on rows up to 32 wide, put 16 channels in vector lanes (<see cref="DepthwiseLanesKernel"/>). Under AVX-512,
 /// 3x3 and 5x5 read straight from the input with masked loads where they can: stride 2 with output rows up to four (3x3)
 /// or eight (5x5) vectors (<see cref="DepthwiseStride2Kernel"/>), stride 1 with rows of one to sixteen vectors, 5x5 also
-/// rows of 8-15 columns on planes too tall for the lanes (<see cref="DepthwiseStride1Kernel"/>), 3x3 stride 1 where each zero-padded row is one vector (14x14, in
-/// <see cref="Rows3x3{TVec}"/>). Otherwise 3x3 runs <see cref="Rows3x3{TVec}"/> over each channel's
+/// rows of 8-15 columns on planes too tall for the lanes (<see cref="DepthwiseStride1Kernel"/>), 3x3 stride 1 where each
+/// zero-padded row is one vector (14x14, in <see cref="Rows3x3{TVec}"/>). Otherwise 3x3 runs <see cref="Rows3x3{TVec}"/> over each channel's
 /// zero-padded phase planes (<see cref="ConvPlanes"/>, so borders need no special case), four output rows per pass, and
 /// everything else (5x5, other strides) is one flat tap run per channel over its phase planes, then the valid columns
 /// are copied out. Activations are fused into the stores.

@@ -9,8 +9,8 @@ namespace Microsoft.ML.Sparse.Kernels;
 /// lanes: a block of TVec.Count channels is transposed into one zero-padded plane whose pixels are vectors (lane j =
 /// channel j), so every tap is a plain vector FMA with the weight vector of the block's channels, every load is one
 /// aligned pixel, and no lane holds padding or a ragged row end. One output row (or segment of a wider row, up to eight
-/// pixels) is eight sums in registers; for each kernel row the input row's pixels are loaded once into registers and slide one place per column
-/// tap, so each load feeds up to five FMAs (one load per FMA, as straight from the plane, runs at half the FMA rate:
+/// pixels) is eight sums in registers; for each kernel row the input row's pixels are loaded once into registers and
+/// slide one place per column tap, so each load feeds up to five FMAs (one load per FMA, as straight from the plane, runs at half the FMA rate:
 /// the load ports, not the FMAs, bound it). Each lane performs exactly the sum of the other paths (bias, then taps in
 /// (ky, kx) order), so which block a channel falls in never changes its bits.
 /// </summary>
