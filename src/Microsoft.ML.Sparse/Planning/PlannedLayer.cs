@@ -262,11 +262,18 @@ internal sealed unsafe class PointwiseLayer(string name, TensorHandle[] inputs, 
 internal sealed unsafe class FullyConnectedLayer : PlannedLayer
 {
     /// <summary>
-    /// The sparse GEMV beats the dense one from about this sparsity (PointwiseGemvBenchmarks on Zen 4: the 1024x1001
-    /// classifier 0.82x the dense time at 85%, 0.62x at 90%, 1.2x at 80%; a 576x144 SE layer breaks even near 87%),
-    /// whatever lower <see cref="SparseNetworkOptions.SparseThreshold"/> the 1x1 layers use.
+    /// The gathered sparse GEMV beats the dense one from about this sparsity (PointwiseGemvBenchmarks on Zen 4: the
+    /// 1024x1001 classifier 0.82x the dense time at 85%, 0.62x at 90%, 1.2x at 80%; a 576x144 SE layer breaks even near
+    /// 87%), whatever lower <see cref="SparseNetworkOptions.SparseThreshold"/> the 1x1 layers use.
     /// </summary>
     public const float SparseGemvMinimumSparsity = 0.85f;
+
+    /// <summary>
+    /// The same for the permuted form of 512-bit plans (PointwiseGemvBenchmarks on Zen 5, weights hot: 1024x1001 0.75x the
+    /// dense time at 70%, 0.94x at 60%; 576x144 1.04x and 48x1152 0.84x at 70%; in an inference the dense weights come
+    /// from beyond L2, which favours the sparse form further).
+    /// </summary>
+    public const float PermutedGemvMinimumSparsity = 0.7f;
 
     /// <summary>
     /// The sparse GEMV is kept only while its slices run at most this many times the steps of evenly filled ones
@@ -280,6 +287,7 @@ internal sealed unsafe class FullyConnectedLayer : PlannedLayer
     private readonly float[] _bias;
     private readonly float[]? _packed;
     private readonly SparseRows? _sparseRows;
+    private readonly PermutedSparseRows? _permutedRows;
     private readonly Activation _activation;
     private readonly float _sparsity;
 
@@ -292,13 +300,17 @@ internal sealed unsafe class FullyConnectedLayer : PlannedLayer
         _sparsity = ZeroFraction(weights);
     }
 
-    private FullyConnectedLayer(FullyConnectedLayer layer, bool sparse)
+    private FullyConnectedLayer(FullyConnectedLayer layer, bool sparse, SimdWidth width)
         : base(layer.Name, layer.Kind, layer.Inputs, layer.Output)
     {
-        // Slices run as many steps as their longest row: where row lengths are very uneven (whole output channels pruned
-        // beside dense ones) most steps would be padding, and the dense panels do that work without gathers.
-        if (sparse) _sparseRows = SparseRows.CreateIfBalanced(layer._weights!, layer.Output.Channels, layer.Inputs[0].Length, MaximumImbalance);
-        if (_sparseRows is null) _packed = FullyConnectedKernel.Pack(layer._weights!, layer.Output.Channels, layer.Inputs[0].Length);
+        // 512-bit plans pick each step's inputs with a permute (PermutedSparseRows), others gather them (SparseRows). Either
+        // pads short rows: where row lengths are very uneven (whole output channels pruned beside dense ones) most steps
+        // would be padding, and the dense panels do that work without gathers or permutes.
+        int outputs = layer.Output.Channels, inputs = layer.Inputs[0].Length;
+        if (sparse && PermutedSparseRows.RunsAt(width))
+            _permutedRows = PermutedSparseRows.CreateIfSmaller(layer._weights!, outputs, inputs);
+        else if (sparse) _sparseRows = SparseRows.CreateIfBalanced(layer._weights!, outputs, inputs, MaximumImbalance);
+        if (_sparseRows is null && _permutedRows is null) _packed = FullyConnectedKernel.Pack(layer._weights!, layer.Output.Channels, layer.Inputs[0].Length);
         _bias = layer._bias;
         _activation = layer._activation;
         _sparsity = layer._sparsity;
@@ -308,18 +320,25 @@ internal sealed unsafe class FullyConnectedLayer : PlannedLayer
 
     /// <summary>The input is read as one flat vector.</summary>
     public override bool HandlesPlaneStrides => false;
-    public override string KernelName => _sparseRows != null ? "sparse GEMV" : "dense GEMV";
+    public override string KernelName => _permutedRows != null ? "sparse GEMV, permuted" : _sparseRows != null ? "sparse GEMV" : "dense GEMV";
     public override long DenseMacs => (long)Output.Channels * Inputs[0].Length;
-    public override long ExecutedMacs => _sparseRows?.NonZeroCount ?? DenseMacs;
+    public override long ExecutedMacs => _permutedRows?.NonZeroCount ?? _sparseRows?.NonZeroCount ?? DenseMacs;
 
-    public override PlannedLayer Prepare(SparseNetworkOptions options) =>
-        _weights is null ? this : new FullyConnectedLayer(this, sparse: _sparsity >= Math.Max(options.SparseThreshold, SparseGemvMinimumSparsity));
+    public override PlannedLayer Prepare(SparseNetworkOptions options)
+    {
+        if (_weights is null) return this;
+        SimdWidth width = SimdSupport.Resolve(options.MaxSimdWidth);
+        float minimum = PermutedSparseRows.RunsAt(width) ? PermutedGemvMinimumSparsity : SparseGemvMinimumSparsity;
+        return new FullyConnectedLayer(this, sparse: _sparsity >= Math.Max(options.SparseThreshold, minimum), width);
+    }
 
     public override void Run<TVec>(TensorTable tensors, float* scratch, int part, int parts)
     {
         (int start, int end) = WorkSplit.Range(Output.Channels, part, parts, FullyConnectedKernel.PanelOutputs);
         float* residual = Inputs.Length > 1 ? InputOf(tensors, 1) : null;
-        if (_sparseRows != null)
+        if (_permutedRows != null)
+            FullyConnectedKernel.RunPermuted<TVec>(InputOf(tensors), _permutedRows, Address(_bias), residual, OutputOf(tensors), start, end, _activation);
+        else if (_sparseRows != null)
             FullyConnectedKernel.RunSparse<TVec>(InputOf(tensors), _sparseRows, Address(_bias), residual, OutputOf(tensors), start, end, _activation);
         else if (_packed != null)
             FullyConnectedKernel.Run<TVec>(InputOf(tensors), Address(_packed), Address(_bias), residual, OutputOf(tensors),

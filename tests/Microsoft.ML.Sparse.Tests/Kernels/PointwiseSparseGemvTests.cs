@@ -80,6 +80,38 @@ public sealed class PointwiseSparseGemvTests
         }
     }
 
+    /// <summary>
+    /// 512-bit plans on AVX-512 take the permuted form, narrower ones the gathered form; at 75% only the permuted form pays
+    /// (narrower plans keep the dense GEMV); a channel-pruned layer, whose permuted form would outweigh the dense
+    /// weights, takes the dense GEMV at every width.
+    /// </summary>
+    [Fact]
+    public void EachWidthPlansItsSparseForm()
+    {
+        var random = new Random(18);
+        var twin = new TwinBuilder(96, 1, 1);
+        TensorHandle y = twin.FullyConnected(twin.Input, Pruned(random, 96 * 40, 0.9f), ScalarReference.Random(random, 40), 40, Activation.None);
+        foreach (SimdWidth width in SimdSupport.Available)
+        {
+            string expected = PermutedSparseRows.RunsAt(width) ? "sparse GEMV, permuted (" : "sparse GEMV (";
+            Assert.StartsWith(expected, Assert.Single(twin.Engine.Build(y, new SparseNetworkOptions { MaxSimdWidth = width }).Layers).Kernel, StringComparison.Ordinal);
+        }
+        var quarter = new TwinBuilder(96, 1, 1);
+        TensorHandle z = quarter.FullyConnected(quarter.Input, Pruned(random, 96 * 40, 0.75f), ScalarReference.Random(random, 40), 40, Activation.None);
+        foreach (SimdWidth width in SimdSupport.Available)
+        {
+            string expected = PermutedSparseRows.RunsAt(width) ? "sparse GEMV, permuted (" : "dense GEMV (";
+            Assert.StartsWith(expected, Assert.Single(quarter.Engine.Build(z, new SparseNetworkOptions { MaxSimdWidth = width }).Layers).Kernel, StringComparison.Ordinal);
+        }
+        EngineAssert.MatchesReference(quarter, z, random, "FC 96 -> 40 at 75%");
+        // Every tenth of 160 rows dense: each slice pads one or two full rows to 16 lanes of 5 bytes, more than the panels' 4.
+        float[] rowPruned = ScalarReference.Random(random, 160 * 96);
+        for (int o = 0; o < 160; o++)
+            if (o % 10 != 0) Array.Clear(rowPruned, o * 96, 96);
+        Assert.Null(PermutedSparseRows.CreateIfSmaller(rowPruned, 160, 96));
+        Assert.NotNull(PermutedSparseRows.CreateIfSmaller(Pruned(random, 160 * 96, 0.9f), 160, 96));
+    }
+
     [Fact]
     public void ThreeThreadsMatchOneBitwise()
     {
@@ -92,10 +124,12 @@ public sealed class PointwiseSparseGemvTests
     }
 
     /// <summary>Any sub-range writes only its outputs, reads the residual only there, and gives the full run's bits.</summary>
-    [Fact]
-    public unsafe void SubRangesWriteOnlyTheirOutputs()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public unsafe void SubRangesWriteOnlyTheirOutputs(bool permuted)
     {
-        var random = new Random(15);
+        var random = new Random(permuted ? 25 : 15);
         foreach (SimdWidth width in SimdSupport.Available)
             for (int trial = 0; trial < 30; trial++)
             {
@@ -103,7 +137,7 @@ public sealed class PointwiseSparseGemvTests
                 float[] weights = Pruned(random, outputs * inputs, random.NextSingle());
                 float[] input = ScalarReference.Random(random, inputs), bias = ScalarReference.Random(random, outputs);
                 float[] residual = ScalarReference.Random(random, outputs);
-                var rows = new SparseRows(weights, outputs, inputs);
+                var rows = Rows.Of(weights, outputs, inputs, permuted);
                 int start = random.Next(outputs + 1), end = random.Next(start, outputs + 1);
                 float[] whole = new float[outputs], part = new float[outputs];
                 Array.Fill(part, GemvRangeAssert.Untouched);
@@ -119,17 +153,20 @@ public sealed class PointwiseSparseGemvTests
     }
 
     /// <summary>
-    /// Row lengths from empty to full around the 16-output slices (so slices pad their short rows), inputs with infinities
-    /// and NaN: each output equals the plain row-order sum of its nonzeros plus its bias bit for bit at every width, and a
-    /// row that never reads an infinite input stays finite (padding reads nothing).
+    /// Row lengths from empty to full around the 16-output slices (so slices pad their short rows), inputs across the
+    /// 32-input blocks of the permuted form and their ragged end, with infinities and NaN: each output equals the plain
+    /// row-order sum of its nonzeros plus its bias bit for bit at every width, in both forms, and a row that never reads an
+    /// infinite input stays finite (padding reads nothing).
     /// </summary>
-    [Fact]
-    public unsafe void SpecialInputsAndRaggedRows_GiveThePlainRowOrderSumAtEveryWidth()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public unsafe void SpecialInputsAndRaggedRows_GiveThePlainRowOrderSumAtEveryWidth(bool permuted)
     {
-        var random = new Random(16);
-        for (int trial = 0; trial < 40; trial++)
+        var random = new Random(permuted ? 26 : 16);
+        for (int trial = 0; trial < 60; trial++)
         {
-            int inputs = random.Next(1, 70), outputs = random.Next(1, 60);
+            int inputs = random.Next(1, 140), outputs = random.Next(1, 60);
             float[] weights = new float[outputs * inputs];
             for (int o = 0; o < outputs; o++)
             {
@@ -149,7 +186,7 @@ public sealed class PointwiseSparseGemvTests
                     if (weights[o * inputs + i] != 0f) sum = MathF.FusedMultiplyAdd(weights[o * inputs + i], input[i], sum);
                 expected[o] = bias[o] + sum;
             }
-            var rows = new SparseRows(weights, outputs, inputs);
+            var rows = Rows.Of(weights, outputs, inputs, permuted);
             Assert.Equal(weights.Count(w => w != 0f), rows.NonZeroCount);
             foreach (SimdWidth width in SimdSupport.Available)
             {
@@ -162,14 +199,30 @@ public sealed class PointwiseSparseGemvTests
         }
     }
 
-    private static unsafe void Run(SimdWidth width, float* input, SparseRows rows, float* bias, float* residual, float* output, int start, int end)
+    private static unsafe void Run(SimdWidth width, float* input, Rows rows, float* bias, float* residual, float* output, int start, int end)
     {
         switch (width)
         {
-            case SimdWidth.Vector512: FullyConnectedKernel.RunSparse<Float512>(input, rows, bias, residual, output, start, end, Activation.None); break;
-            case SimdWidth.Vector256: FullyConnectedKernel.RunSparse<Float256>(input, rows, bias, residual, output, start, end, Activation.None); break;
-            case SimdWidth.Vector128: FullyConnectedKernel.RunSparse<Float128>(input, rows, bias, residual, output, start, end, Activation.None); break;
-            default: FullyConnectedKernel.RunSparse<Scalar>(input, rows, bias, residual, output, start, end, Activation.None); break;
+            case SimdWidth.Vector512: rows.Run<Float512>(input, bias, residual, output, start, end); break;
+            case SimdWidth.Vector256: rows.Run<Float256>(input, bias, residual, output, start, end); break;
+            case SimdWidth.Vector128: rows.Run<Float128>(input, bias, residual, output, start, end); break;
+            default: rows.Run<Scalar>(input, bias, residual, output, start, end); break;
+        }
+    }
+
+    /// <summary>Either sparse form (gathered or permuted) of the same weights, run by its kernel.</summary>
+    private sealed unsafe class Rows(SparseRows? gathered, PermutedSparseRows? permuted)
+    {
+        public static Rows Of(float[] weights, int outputs, int inputs, bool permuted) => permuted
+            ? new(null, PermutedSparseRows.Create(weights, outputs, inputs))
+            : new(new SparseRows(weights, outputs, inputs), null);
+
+        public int NonZeroCount => gathered?.NonZeroCount ?? permuted!.NonZeroCount;
+
+        public void Run<TVec>(float* input, float* bias, float* residual, float* output, int start, int end) where TVec : struct, IFloatVector<TVec>
+        {
+            if (gathered != null) FullyConnectedKernel.RunSparse<TVec>(input, gathered, bias, residual, output, start, end, Activation.None);
+            else FullyConnectedKernel.RunPermuted<TVec>(input, permuted!, bias, residual, output, start, end, Activation.None);
         }
     }
 }
