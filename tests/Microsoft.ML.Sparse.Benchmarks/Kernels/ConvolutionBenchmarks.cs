@@ -138,8 +138,8 @@ public unsafe class DepthwiseKernelBenchmarks : IMacCount
     /// and the 3x3 stride-1 pair with left padding 1 and 0 does the same for that kernel (one load and two slid-in edge
     /// columns per row, against three loads).
     /// </summary>
-    [Params("96x7 k3 s1", "1152x7 k3 s1", "1152x7 k5 s1", "512x14 k3 s1", "672x14 k5 s1", "240x28 k5 s1", "12x112 k3 s1", "12x112 k3 s1 p1,0,1,2", "144x56 k3 s1", "96x112 k3 s2", "512x14 k3 s2", "672x14 k5 s2",
-        "12x112 k3 s2 p1,1,1,1", "12x112x113 k3 s2 p1,2,1,0")]
+    [Params("96x7 k3 s1", "1152x7 k3 s1", "1152x7 k5 s1", "512x14 k3 s1", "672x14 k5 s1", "240x28 k5 s1", "120x28 k5 s1", "12x112 k3 s1", "12x112 k3 s1 p1,0,1,2", "144x56 k3 s1", "96x112 k3 s2", "512x14 k3 s2", "672x14 k5 s2",
+        "12x112 k3 s2", "144x56 k3 s2", "24x56 k3 s2", "12x112 k3 s2 p1,1,1,1", "12x112x113 k3 s2 p1,2,1,0")]
     public string Shape { get; set; } = "1152x7 k5 s1";
 
     private float* _input, _output, _weights, _bias, _scratch;

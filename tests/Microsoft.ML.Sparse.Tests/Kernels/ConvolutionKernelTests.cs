@@ -139,7 +139,7 @@ public sealed class ConvolutionKernelTests
         var g = new ConvGeometry(height, width, kernel, kernel, stride, stride, Padding.Uniform(kernel / 2));
         int plane = g.OutHeight * g.OutWidth;
         float[] input = ScalarReference.Random(random, channels * height * width), w = ScalarReference.Random(random, channels * kernel * kernel),
-            b = ScalarReference.Random(random, channels), scratch = new float[DepthwiseConvKernel.ScratchFloats(g) + 64];
+            b = ScalarReference.Random(random, channels), scratch = Enumerable.Repeat(float.NaN, DepthwiseConvKernel.ScratchFloats(g) + 64).ToArray();
         foreach (SimdWidth simd in SimdSupport.Available)
             for (int bandRows = 1; bandRows <= 5; bandRows++)
             {

@@ -122,6 +122,7 @@ public sealed class DepthwiseWindowTests
             {
                 float[] output = new float[channels * planeOut], scratch = new float[DepthwiseConvKernel.ScratchFloats(g)];
                 Array.Fill(output, 12345f);
+                Array.Fill(scratch, float.NaN);
                 fixed (float* ip = input, wp = w, bp = b, op = output, sp = scratch)
                     RunRange(simd, ip, op, wp, bp, g, start, end, sp);
                 for (int c = 0; c < channels; c++)
@@ -175,6 +176,8 @@ public sealed class DepthwiseWindowTests
         int outputs = channels * g.OutHeight * g.OutWidth;
         float[] output = new float[outputs + guard], scratch = new float[DepthwiseConvKernel.ScratchFloats(g)];
         Array.Fill(output, 12345f);
+        // Scratch is shared with other layers in a network: kernels must not rely on finding it zero.
+        Array.Fill(scratch, float.NaN);
         fixed (float* ip = input, wp = weights, bp = bias, op = output, sp = scratch)
         {
             switch (simd)
